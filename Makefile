@@ -1,0 +1,35 @@
+# The two commands a newcomer needs: `make run` (the daily job, end to end) and `make test`.
+# Both create or reuse .venv, install what requirements.txt pins, and stop whatever they started.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+INSTALLED := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: run test install lint warehouse bench clean
+
+run: $(INSTALLED)
+	$(VENV)/bin/csops run $(ARGS)
+
+test: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest $(ARGS)
+
+install: $(INSTALLED)
+
+$(INSTALLED): requirements.txt pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt -e .
+	rm -f $(VENV)/.installed-* && touch $@
+
+# Keep the local warehouse up (127.0.0.1) for a BI tool or psql until Ctrl-C.
+warehouse: $(INSTALLED)
+	$(VENV)/bin/csops warehouse
+
+# Extract-load benchmark: project loader vs raw COPY pipe vs dlt (dlt lives in its own venv).
+bench: $(INSTALLED)
+	test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	$(VENV)/bin/python bench/extract_load.py --dlt-python .venv-bench/bin/python $(ARGS)
+
+clean:
+	rm -rf .local

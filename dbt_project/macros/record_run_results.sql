@@ -1,0 +1,79 @@
+{#
+    on-run-end hook: one row per node result (model, seed, data test, unit test) into
+    ops.dbt_node_results, which the platform's end-of-run summary reads ("models built, tests passed").
+    Creates the schema and table if missing. Does nothing when there are no results
+    (dbt parse, compile, docs generate, or a selection that matched nothing), so it never fails
+    a run on its own account.
+#}
+{% macro record_run_results(results) %}
+    {%- if not execute or results is not defined or results is none or results | length == 0 -%}
+        {{ return('') }}
+    {%- endif -%}
+
+    {%- set airflow_run_id = env_var('CS_AIRFLOW_RUN_ID', '') -%}
+    {%- set rows = [] -%}
+    {%- for result in results -%}
+        {%- set adapter_response = result.adapter_response or {} -%}
+        {%- set rows_affected = adapter_response.get('rows_affected') -%}
+        {%- do rows.append(
+            "("
+            ~ csops.sql_text(invocation_id) ~ ", "
+            ~ (csops.sql_text(airflow_run_id) if airflow_run_id else "null") ~ ", "
+            ~ "cast(" ~ csops.sql_text(var('run_date') | string) ~ " as date), "
+            ~ csops.sql_text(result.node.unique_id) ~ ", "
+            ~ csops.sql_text(result.node.resource_type) ~ ", "
+            ~ csops.sql_text(result.node.name) ~ ", "
+            ~ csops.sql_text(result.status) ~ ", "
+            ~ (result.failures if result.failures is not none else "null") ~ ", "
+            ~ (result.execution_time if result.execution_time is not none else "null") ~ ", "
+            ~ (rows_affected if rows_affected is not none and rows_affected >= 0 else "null") ~ ", "
+            ~ (csops.sql_text(result.message[:2000]) if result.message else "null")
+            ~ ")"
+        ) -%}
+    {%- endfor -%}
+
+    {%- call statement('record_run_results') -%}
+        create schema if not exists ops;
+
+        create table if not exists ops.dbt_node_results (
+            invocation_id text not null,
+            airflow_run_id text,
+            run_date date,
+            unique_id text not null,
+            resource_type text not null,
+            node_name text not null,
+            status text not null,
+            failures integer,
+            execution_time double precision,
+            rows_affected bigint,
+            message text,
+            recorded_at timestamptz not null default current_timestamp,
+            primary key (invocation_id, unique_id)
+        );
+
+        insert into ops.dbt_node_results (
+            invocation_id,
+            airflow_run_id,
+            run_date,
+            unique_id,
+            resource_type,
+            node_name,
+            status,
+            failures,
+            execution_time,
+            rows_affected,
+            message
+        )
+        values
+        {{ rows | join(',\n        ') }}
+        on conflict (invocation_id, unique_id) do nothing;
+    {%- endcall -%}
+    {%- do adapter.commit() -%}
+
+    {{ return('') }}
+{% endmacro %}
+
+{#- A Python value as a quoted SQL text literal. -#}
+{% macro sql_text(value) -%}
+    {{- "'" ~ (value | string | replace("'", "''")) ~ "'" -}}
+{%- endmacro %}

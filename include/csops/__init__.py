@@ -1,0 +1,1 @@
+"""CS Ops data platform: extract-load, sandbox systems and run tooling for the daily CS pipeline."""

@@ -1,0 +1,1 @@
+"""Stand-ins for the company's systems, so the whole pipeline runs on a laptop or in CI."""

@@ -1,0 +1,1 @@
+"""The Nexpro product database sandbox: its schema and a deterministic world generator."""

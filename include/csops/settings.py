@@ -1,0 +1,54 @@
+"""Where things live and which servers to talk to, resolved from environment variables.
+
+Nothing here connects to anything: it only answers questions such as "which Postgres URL is the
+warehouse?" so the CLI, the DAG and the tests agree.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Airflow connection ids used by the DAG; the same names become AIRFLOW_CONN_<ID> variables.
+WAREHOUSE_CONN_ID = "cs_warehouse"
+NEXPRO_CONN_ID = "nexpro_db"
+
+BUSINESS_TIMEZONE = "Asia/Tokyo"
+
+
+def local_dir() -> Path:
+    """Git-ignored folder for local state: embedded Postgres, Airflow home, sandbox world, CSV inbox."""
+    return Path(os.environ.get("CS_LOCAL_DIR", REPO_ROOT / ".local")).resolve()
+
+
+def local_postgres_port() -> int:
+    return int(os.environ.get("CS_LOCAL_PG_PORT", "54329"))
+
+
+def configured_url(conn_id: str, url_variable: str) -> str | None:
+    """A Postgres URL the user configured, from AIRFLOW_CONN_<ID> first, then the plain variable."""
+    return os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}") or os.environ.get(url_variable)
+
+
+def configured_warehouse_url() -> str | None:
+    return configured_url(WAREHOUSE_CONN_ID, "CS_WAREHOUSE_URL")
+
+
+def configured_nexpro_url() -> str | None:
+    return configured_url(NEXPRO_CONN_ID, "CS_NEXPRO_URL")
+
+
+def inbox_dir() -> Path:
+    """Where CSV usage exports are dropped (the manual path); archive/ and rejected/ sit beside it."""
+    return Path(os.environ.get("CS_INBOX_DIR", local_dir() / "inbox")).resolve()
+
+
+def world_dir() -> Path:
+    """Where the sandbox world manifest is written for the Salesforce and board sandboxes to read."""
+    return Path(os.environ.get("CS_WORLD_DIR", local_dir() / "world")).resolve()
+
+
+def dbt_project_dir() -> Path:
+    return REPO_ROOT / "dbt_project"
