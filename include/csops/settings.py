@@ -52,3 +52,10 @@ def world_dir() -> Path:
 
 def dbt_project_dir() -> Path:
     return REPO_ROOT / "dbt_project"
+
+
+def business_date(moment) -> str:
+    """The Asia/Tokyo calendar date of a timezone-aware datetime, as YYYY-MM-DD: the date a run is 'as of'."""
+    import pendulum
+
+    return pendulum.instance(moment).in_timezone(BUSINESS_TIMEZONE).to_date_string()

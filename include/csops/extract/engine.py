@@ -140,9 +140,12 @@ def quarantine_rows(connection: psycopg.Connection, relation: sql.Composable, co
     statement = sql.SQL("""
         with bad as (delete from {relation} as candidate where {condition} returning candidate.*)
         insert into ops.quarantine (source_name, table_name, run_id, reason, record)
-        select %s, %s, %s, {reason}, to_jsonb(candidate) - %s from bad as candidate
-    """).format(relation=relation, condition=condition, reason=reason)
-    return connection.execute(statement, (source_name, table_name, run_id, LOADED_AT)).rowcount
+        select {source_name}, {table_name}, {run_id}, {reason}, to_jsonb(candidate) - {loaded_at}
+        from bad as candidate
+    """).format(relation=relation, condition=condition, reason=reason, source_name=sql.Literal(source_name),
+                table_name=sql.Literal(table_name), run_id=sql.Literal(run_id), loaded_at=sql.Literal(LOADED_AT))
+    # No query parameters: reasons may hold format() templates whose % must reach Postgres untouched.
+    return connection.execute(statement).rowcount
 
 
 def quarantine_null_keys(connection, relation, key: tuple[str, ...], **labels) -> int:

@@ -1,0 +1,92 @@
+"""The servers a local run needs: configured ones when URLs are given, else the embedded Postgres.
+
+`local_stack()` resolves the warehouse and Nexpro URLs, starts the embedded server only if one of them
+is not configured, and stops it on the way out — on success, failure or Ctrl-C — but only if it was
+this call that started it (a server kept up by `make warehouse` stays up).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from csops import settings
+from csops.local_postgres import LocalPostgres
+
+log = logging.getLogger(__name__)
+
+WAREHOUSE_DATABASE = "warehouse"
+NEXPRO_DATABASE = "nexpro"
+
+
+@dataclass(frozen=True)
+class Stack:
+    warehouse_url: str
+    nexpro_url: str
+    server: LocalPostgres | None
+
+    def airflow_connections(self) -> dict[str, str]:
+        return {f"AIRFLOW_CONN_{settings.WAREHOUSE_CONN_ID.upper()}": self.warehouse_url,
+                f"AIRFLOW_CONN_{settings.NEXPRO_CONN_ID.upper()}": self.nexpro_url}
+
+
+def local_server() -> LocalPostgres:
+    return LocalPostgres(settings.local_dir() / "postgres", settings.local_postgres_port())
+
+
+@contextmanager
+def local_stack() -> Iterator[Stack]:
+    warehouse_url = settings.configured_warehouse_url()
+    nexpro_url = settings.configured_nexpro_url()
+    server, started = None, False
+    if not (warehouse_url and nexpro_url):
+        server = local_server()
+        started = server.start()
+    try:
+        if server is not None:
+            if not warehouse_url:
+                server.ensure_database(WAREHOUSE_DATABASE)
+                warehouse_url = server.url(WAREHOUSE_DATABASE)
+            if not nexpro_url:
+                server.ensure_database(NEXPRO_DATABASE)
+                nexpro_url = server.url(NEXPRO_DATABASE)
+        yield Stack(warehouse_url, nexpro_url, server)
+    finally:
+        if started:
+            server.stop()
+
+
+def dbt_environment(warehouse_url: str) -> dict[str, str]:
+    """The CS_WAREHOUSE_* variables dbt_project/profiles.yml reads, taken from a Postgres URL."""
+    parts = urlsplit(warehouse_url)
+    return {
+        "CS_WAREHOUSE_HOST": parts.hostname or "127.0.0.1",
+        "CS_WAREHOUSE_PORT": str(parts.port or 5432),
+        "CS_WAREHOUSE_USER": unquote(parts.username or "postgres"),
+        "CS_WAREHOUSE_PASSWORD": unquote(parts.password or ""),
+        "CS_WAREHOUSE_DBNAME": parts.path.lstrip("/") or WAREHOUSE_DATABASE,
+    }
+
+
+def airflow_environment(stack: Stack, **extra: str) -> dict[str, str]:
+    """Environment for Airflow commands: local SQLite metadata, this repo's DAGs, the stack's connections."""
+    home = settings.local_dir() / "airflow"
+    home.mkdir(parents=True, exist_ok=True)
+    environment = dict(os.environ)
+    environment.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(settings.REPO_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(settings.REPO_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        # Cosmos phones home with usage metrics unless told not to; this machine may have no internet.
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        **stack.airflow_connections(),
+        **dbt_environment(stack.warehouse_url),
+        **extra,
+    })
+    return environment

@@ -1,0 +1,158 @@
+"""The Nexpro extract-load engine against real Postgres: idempotency, increments, drift, quarantine."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import psycopg
+import pytest
+
+from csops.extract.engine import ExtractError, SourceTable, load_table
+from csops.extract.nexpro_tables import NEXPRO_TABLES, NEXPRO_TABLES_BY_NAME, RAW_SCHEMA, SOURCE_NAME
+
+
+def load(nexpro_url, warehouse_url, table_name, run_id="run-1", **options):
+    return load_table(nexpro_url, warehouse_url, NEXPRO_TABLES_BY_NAME[table_name], source_name=SOURCE_NAME,
+                      raw_schema=RAW_SCHEMA, run_id=run_id, **options)
+
+
+def snapshot(url, relation, order_by):
+    """Every row of `relation` (without the loader's bookkeeping column), in key order."""
+    with psycopg.connect(url) as connection:
+        cursor = connection.execute(f"select * from {relation} order by {order_by}")
+        names = [column.name for column in cursor.description]
+        keep = [index for index, name in enumerate(names) if name != "_loaded_at"]
+        return [tuple(row[index] for index in keep) for row in cursor.fetchall()]
+
+
+def execute(url, statement, params=None):
+    with psycopg.connect(url, autocommit=True) as connection:
+        return connection.execute(statement, params)
+
+
+def test_full_load_copies_every_table_exactly(nexpro_url, warehouse_url):
+    for table in NEXPRO_TABLES:
+        result = load(nexpro_url, warehouse_url, table.name)
+        key = ", ".join(table.primary_key)
+        assert result.load_mode == "full"
+        assert snapshot(warehouse_url, f"raw_nexpro.{table.name}", key) == snapshot(nexpro_url, table.name, key)
+        assert result.rows_read == result.rows_inserted > 0
+
+
+def test_rerun_changes_nothing(nexpro_url, warehouse_url):
+    load(nexpro_url, warehouse_url, "viewing_sessions", run_id="day-1")
+    before = snapshot(warehouse_url, "raw_nexpro.viewing_sessions", "viewing_session_id")
+    loaded_at = execute(warehouse_url, "select max(_loaded_at) from raw_nexpro.viewing_sessions").fetchone()[0]
+
+    again = load(nexpro_url, warehouse_url, "viewing_sessions", run_id="day-1")
+
+    assert again.load_mode == "incremental"
+    assert again.rows_read > 0, "the safety overlap re-reads the last hour"
+    assert (again.rows_inserted, again.rows_updated) == (0, 0)
+    assert snapshot(warehouse_url, "raw_nexpro.viewing_sessions", "viewing_session_id") == before
+    assert execute(warehouse_url, "select max(_loaded_at) from raw_nexpro.viewing_sessions").fetchone()[0] == loaded_at
+    audit = execute(warehouse_url, "select count(*), max(rows_inserted) from ops.extract_runs "
+                                   "where run_id = 'day-1' and table_name = 'viewing_sessions'").fetchone()
+    assert audit == (1, 0), "a re-run replaces its audit row instead of adding one"
+
+
+def test_increment_brings_inserts_and_updates_without_duplicates(nexpro_url, warehouse_url):
+    load(nexpro_url, warehouse_url, "webinars", run_id="day-1")
+    execute(nexpro_url, "update webinars set status = 'cancelled', started_at = null, ended_at = null "
+                        "where webinar_id = (select min(webinar_id) from webinars)")
+    execute(nexpro_url, """
+        insert into webinars (webinar_id, tenant_id, host_user_id, title, webinar_type, status, scheduled_start_at)
+        select max(webinar_id) + 1, min(tenant_id), null, '新製品発表会 臨時', 'live', 'scheduled', now()
+        from webinars
+    """)
+
+    result = load(nexpro_url, warehouse_url, "webinars", run_id="day-2")
+
+    assert (result.rows_inserted, result.rows_updated) == (1, 1)
+    assert result.rows_read < 10, "only the overlap and the two changed rows are read"
+    assert snapshot(warehouse_url, "raw_nexpro.webinars", "webinar_id") == snapshot(nexpro_url, "webinars",
+                                                                                      "webinar_id")
+
+
+def test_incremental_run_reads_from_watermark_minus_overlap(nexpro_url, warehouse_url):
+    first = load(nexpro_url, warehouse_url, "login_events", run_id="day-1")
+    second = load(nexpro_url, warehouse_url, "login_events", run_id="day-2", overlap=timedelta(days=3))
+    assert second.watermark_from == first.watermark_to - timedelta(days=3)
+    expected = execute(nexpro_url, "select count(*) from login_events where updated_at >= %s",
+                       (second.watermark_from,)).fetchone()[0]
+    assert second.rows_read == expected
+
+
+def test_new_source_column_appears_in_raw(nexpro_url, warehouse_url):
+    load(nexpro_url, warehouse_url, "tenants", run_id="day-1")
+    execute(nexpro_url, "alter table tenants add column region text")
+    execute(nexpro_url, "update tenants set region = '関東' where tenant_id = (select min(tenant_id) from tenants)")
+
+    result = load(nexpro_url, warehouse_url, "tenants", run_id="day-2")
+
+    assert result.added_columns == ["region"]
+    assert result.rows_updated == 1
+    regions = execute(warehouse_url, "select region, count(*) from raw_nexpro.tenants group by 1 order by 1")
+    assert regions.fetchall() == [("関東", 1), (None, 15)]
+
+
+def test_null_and_duplicate_keys_are_quarantined_and_the_rest_loads(nexpro_url, warehouse_url):
+    # Event tables in product DBs often have no key constraint; simulate one that let bad rows in.
+    execute(nexpro_url, "alter table feature_events drop constraint feature_events_pkey, "
+                        "alter column feature_event_id drop not null")
+    execute(nexpro_url, """
+        insert into feature_events (feature_event_id, tenant_id, feature_key, occurred_at)
+        values (null, 10001, 'poll', now()), (1, 10001, 'survey', now())
+    """)
+    source_rows = execute(nexpro_url, "select count(*) from feature_events").fetchone()[0]
+
+    result = load(nexpro_url, warehouse_url, "feature_events", run_id="day-1")
+
+    assert result.rows_read == source_rows
+    assert result.rows_quarantined == 2
+    assert result.rows_inserted == source_rows - 2
+    quarantined = execute(warehouse_url, "select reason, record from ops.quarantine order by quarantine_id").fetchall()
+    reasons = [reason for reason, _record in quarantined]
+    assert any(reason.startswith("null primary key (feature_event_id)") for reason in reasons)
+    assert any(reason.startswith("duplicate primary key (feature_event_id) = (1)") for reason in reasons)
+    kept = execute(warehouse_url, "select feature_key from raw_nexpro.feature_events where feature_event_id = 1")
+    assert kept.fetchone()[0] == "survey", "the most recently updated copy of a duplicated key is kept"
+    null_key_record = next(record for reason, record in quarantined if reason.startswith("null primary key"))
+    assert null_key_record["feature_key"] == "poll" and null_key_record["tenant_id"] == 10001, "the whole row is kept"
+
+
+def test_value_that_no_longer_fits_the_raw_type_is_quarantined(nexpro_url, warehouse_url):
+    load(nexpro_url, warehouse_url, "viewing_sessions", run_id="day-1")
+    # Schema drift of the bad kind: the app turns watch_seconds into text and writes a non-number.
+    execute(nexpro_url, "alter table viewing_sessions alter column watch_seconds type text")
+    execute(nexpro_url, "update viewing_sessions set watch_seconds = '12分' where viewing_session_id = 1")
+    execute(nexpro_url, "update viewing_sessions set watch_seconds = '600' where viewing_session_id = 2")
+
+    result = load(nexpro_url, warehouse_url, "viewing_sessions", run_id="day-2")
+
+    assert result.retyped_columns == ["watch_seconds"]
+    assert result.rows_quarantined == 1
+    assert result.rows_updated == 1
+    reason, record = execute(warehouse_url, "select reason, record from ops.quarantine").fetchone()
+    assert reason.startswith("column watch_seconds: '12分' is not a valid integer")
+    assert record["viewing_session_id"] == 1
+    assert execute(warehouse_url, "select watch_seconds from raw_nexpro.viewing_sessions "
+                                  "where viewing_session_id = 2").fetchone()[0] == 600
+
+
+def test_missing_source_table_fails_with_a_clear_error_and_an_audit_row(nexpro_url, warehouse_url):
+    ghost = SourceTable("webinar_surveys", ("survey_id",))
+    with pytest.raises(ExtractError, match="source table public.webinar_surveys does not exist"):
+        load_table(nexpro_url, warehouse_url, ghost, source_name=SOURCE_NAME, raw_schema=RAW_SCHEMA, run_id="r")
+    status, error = execute(warehouse_url, "select status, error from ops.extract_runs").fetchone()
+    assert status == "failed" and "webinar_surveys" in error
+
+
+def test_failed_load_leaves_the_raw_table_untouched(nexpro_url, warehouse_url):
+    load(nexpro_url, warehouse_url, "users", run_id="day-1")
+    before = snapshot(warehouse_url, "raw_nexpro.users", "user_id")
+    execute(nexpro_url, "update users set display_name = 'changed'")
+    bad = SourceTable("users", ("no_such_key",))
+    with pytest.raises(ExtractError, match="no column"):
+        load_table(nexpro_url, warehouse_url, bad, source_name=SOURCE_NAME, raw_schema=RAW_SCHEMA, run_id="day-2")
+    assert snapshot(warehouse_url, "raw_nexpro.users", "user_id") == before
