@@ -26,10 +26,10 @@ from airflow.sdk import dag, get_current_context, task, task_group
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import InvocationMode, LoadMode, TestBehavior
 from cosmos.profiles import PostgresUserPasswordProfileMapping
-from csops_connections import postgres_conninfo
 
 from csops import settings
 from csops.extract.nexpro_tables import NEXPRO_TABLES, RAW_SCHEMA, SOURCE_NAME
+from csops_connections import postgres_conninfo
 
 DBT_PROJECT = settings.dbt_project_dir()
 DBT_MANIFEST = DBT_PROJECT / "target" / "manifest.json"

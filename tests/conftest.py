@@ -6,8 +6,10 @@ and is stopped when the session ends (also after failures and Ctrl-C).
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
+import tempfile
 import uuid
 from datetime import date
 from pathlib import Path
@@ -22,6 +24,10 @@ from csops.sandbox.world import WorldParams
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "plugins"))  # as Airflow does for DAGs and tasks
+# Airflow reads its home at first import; keep it (and its SQLite DB) out of ~/airflow and .local/.
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="csops-airflow-home-")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__COSMOS__ENABLE_TELEMETRY"] = "False"
 
 # A small world: every persona present, two months of history ending on a fixed date.
 TEST_WORLD = WorldParams(accounts=16, days=75, seed=7, end_date=date(2026, 11, 20))

@@ -11,6 +11,9 @@
     {%- endif -%}
 
     {%- set airflow_run_id = env_var('CS_AIRFLOW_RUN_ID', '') -%}
+    {%- set run_date_value = var('run_date') | string | trim -%}
+    {%- set run_date_sql = "cast(" ~ csops.sql_text(run_date_value) ~ " as date)"
+        if modules.re.match('^[0-9]{4}-[0-9]{2}-[0-9]{2}$', run_date_value) else "null" -%}
     {%- set rows = [] -%}
     {%- for result in results -%}
         {%- set adapter_response = result.adapter_response or {} -%}
@@ -21,7 +24,7 @@
             "("
             ~ csops.sql_text(invocation_id) ~ ", "
             ~ (csops.sql_text(airflow_run_id) if airflow_run_id else "null") ~ ", "
-            ~ "cast(" ~ csops.sql_text(var('run_date') | string) ~ " as date), "
+            ~ run_date_sql ~ ", "
             ~ csops.sql_text(result.node.unique_id) ~ ", "
             ~ csops.sql_text(result.node.resource_type) ~ ", "
             ~ csops.sql_text(result.node.name) ~ ", "
@@ -35,6 +38,10 @@
     {%- endfor -%}
 
     {%- call statement('record_run_results') -%}
+        -- Airflow runs many dbt invocations (and extract loads) in parallel: the same advisory lock as the
+        -- extract engine's stops two of them racing to create the ops schema or this table.
+        select pg_advisory_xact_lock(hashtext('csops.ops_schema'));
+
         create schema if not exists ops;
 
         create table if not exists ops.dbt_node_results (

@@ -1,0 +1,84 @@
+"""`dbt build` on real data: the test world, extracted by the real loader, then every model and test."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import timedelta
+
+import psycopg
+import pytest
+
+from csops import settings
+from csops.extract.engine import load_table
+from csops.extract.nexpro_tables import NEXPRO_TABLES, RAW_SCHEMA, SOURCE_NAME
+from csops.local_stack import dbt_environment
+from csops.sandbox.world import plan_companies
+from tests.conftest import REPO_ROOT, TEST_WORLD, create_database
+
+RUN_DATE = TEST_WORLD.end_date
+
+
+@pytest.fixture(scope="module")
+def built_warehouse(postgres, nexpro_template, tmp_path_factory):
+    nexpro = create_database(postgres, "nexpro_dbt", template=nexpro_template)
+    warehouse = create_database(postgres, "warehouse_dbt")
+    for table in NEXPRO_TABLES:
+        load_table(nexpro, warehouse, table, source_name=SOURCE_NAME, raw_schema=RAW_SCHEMA, run_id="dbt-test")
+    project = settings.dbt_project_dir()
+    target = tmp_path_factory.mktemp("dbt-target")
+    completed = subprocess.run(
+        [str(REPO_ROOT / ".venv" / "bin" / "dbt"), "build", "--project-dir", str(project), "--profiles-dir",
+         str(project), "--target-path", str(target), "--vars", json.dumps({"run_date": RUN_DATE.isoformat()})],
+        env={**dbt_environment(warehouse), "PATH": "/usr/bin:/bin", "CS_AIRFLOW_RUN_ID": "dbt-test"},
+        capture_output=True, text=True)
+    results = json.loads((target / "run_results.json").read_text())["results"] if completed.returncode == 0 \
+        else None
+    return warehouse, completed, results
+
+
+def test_build_is_green_with_data_and_unit_tests(built_warehouse):
+    _warehouse, completed, results = built_warehouse
+    assert completed.returncode == 0, completed.stdout[-6000:]
+    kinds = {result["unique_id"].split(".")[0] for result in results}
+    assert {"model", "test", "unit_test", "seed"} <= kinds
+    assert all(result["status"] in ("success", "pass") for result in results), [
+        (result["unique_id"], result["status"]) for result in results if result["status"] not in ("success", "pass")]
+
+
+def test_results_are_recorded_for_the_run_summary(built_warehouse):
+    warehouse, completed, results = built_warehouse
+    assert completed.returncode == 0
+    with psycopg.connect(warehouse) as connection:
+        recorded = connection.execute("select count(*) from ops.dbt_node_results "
+                                      "where airflow_run_id = 'dbt-test'").fetchone()[0]
+    assert recorded == len(results)
+
+
+def test_usage_mart_is_anchored_on_the_run_date_and_separates_personas(built_warehouse):
+    warehouse, completed, _results = built_warehouse
+    assert completed.returncode == 0
+    with psycopg.connect(warehouse) as connection:
+        assert connection.execute("select max(usage_date) from marts.fct_tenant_daily_usage").fetchone()[0] == RUN_DATE
+        rows = connection.execute(
+            "select tenant_id, login_days_30d, webinars_held_30d, feature_depth_tier_30d, "
+            "webinar_limit_utilisation_30d from marts.fct_tenant_daily_usage where usage_date = %s",
+            (RUN_DATE,)).fetchall()
+        source_logins = connection.execute(
+            "select tenant_id, count(distinct (logged_in_at at time zone 'Asia/Tokyo')::date) "
+            "from raw_nexpro.login_events where (logged_in_at at time zone 'Asia/Tokyo')::date between %s and %s "
+            "group by 1", (RUN_DATE - timedelta(days=29), RUN_DATE)).fetchall()
+    persona = {company.nexpro_tenant_id: company.persona for company in plan_companies(TEST_WORLD)}
+    by_tenant = {row[0]: row for row in rows}
+    assert len(by_tenant) == TEST_WORLD.accounts
+    for tenant_id, login_days in source_logins:
+        assert by_tenant[tenant_id][1] == login_days, "login_days_30d counts distinct Tokyo dates in [d-29, d]"
+
+    def mean(column, name):
+        values = [row[column] for tenant, row in by_tenant.items() if persona[tenant] == name]
+        return sum(values) / len(values)
+
+    assert mean(2, "thriving") > mean(2, "churn_bound")
+    assert mean(1, "thriving") > mean(1, "onboarding_stalled")
+    assert mean(4, "expanding") > mean(4, "steady")
+    assert {row[3] for tenant, row in by_tenant.items() if persona[tenant] == "thriving"} == {"advanced"}

@@ -1,0 +1,97 @@
+"""`csops run` (what `make run` calls) end to end on a small world: a real Airflow DAG run, twice.
+
+The first run generates the sandbox, loads everything in full and builds the marts; the second reuses
+the world, loads incrementally and must leave the marts exactly as they were.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import psycopg
+import pytest
+
+from csops.local_postgres import LocalPostgres
+from tests.conftest import TEST_WORLD, free_port
+
+RUN_DATE = TEST_WORLD.end_date.isoformat()
+
+
+@pytest.fixture(scope="module")
+def local_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("local")
+
+
+@pytest.fixture(scope="module")
+def environment(local_dir):
+    environment = {key: value for key, value in os.environ.items()
+                   if not key.startswith(("AIRFLOW", "CS_"))}
+    environment.update(CS_LOCAL_DIR=str(local_dir), CS_LOCAL_PG_PORT=str(free_port()))
+    return environment
+
+
+def csops_run(environment):
+    command = [os.path.join(os.path.dirname(sys.executable), "csops"), "run", "--accounts",
+               str(TEST_WORLD.accounts), "--days", str(TEST_WORLD.days), "--seed", str(TEST_WORLD.seed),
+               "--date", RUN_DATE]
+    completed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=900)
+    assert completed.returncode == 0, completed.stdout[-5000:] + completed.stderr[-5000:]
+    return completed.stdout + completed.stderr
+
+
+def mart_rows(server):
+    with psycopg.connect(server.url("warehouse")) as connection:
+        return connection.execute("select * from marts.fct_tenant_daily_usage order by 1").fetchall()
+
+
+@pytest.fixture(scope="module")
+def first_run(environment):
+    return csops_run(environment)
+
+
+def test_first_run_loads_builds_and_summarises(first_run, environment, local_dir):
+    assert "Nexpro sandbox generated" in first_run
+    assert "Rows loaded" in first_run and "Quarantined rows: 0" in first_run
+    assert "tests passed" in first_run
+    assert "make warehouse" in first_run, "the summary says how to open the marts"
+    server = LocalPostgres(local_dir / "postgres", int(environment["CS_LOCAL_PG_PORT"]))
+    assert not server.is_running(), "csops run stops the server it started"
+    server.start()
+    try:
+        with psycopg.connect(server.url("warehouse")) as connection:
+            loads = connection.execute("select table_name, load_mode, status from ops.extract_runs").fetchall()
+            assert len(loads) == 11 and all(mode == "full" and status == "succeeded" for _, mode, status in loads)
+            failed = connection.execute("select node_name, status from ops.dbt_node_results "
+                                        "where status not in ('success', 'pass')").fetchall()
+            assert failed == []
+            latest = connection.execute("select max(usage_date), count(distinct tenant_id) "
+                                        "from marts.fct_tenant_daily_usage").fetchone()
+            assert latest[0].isoformat() == RUN_DATE, "the mart is anchored on the run date, not on now()"
+            assert latest[1] == TEST_WORLD.accounts
+    finally:
+        server.stop()
+
+
+def test_second_run_reuses_everything_and_changes_nothing(first_run, environment, local_dir):
+    server = LocalPostgres(local_dir / "postgres", int(environment["CS_LOCAL_PG_PORT"]))
+    server.start()
+    before = mart_rows(server)
+    server.stop()
+
+    second = csops_run(environment)
+
+    assert "reusing it" in second
+    assert "airflow db migrate" not in second, "the Airflow metadata DB is reused"
+    server.start()
+    try:
+        with psycopg.connect(server.url("warehouse")) as connection:
+            modes = connection.execute(
+                "select load_mode, sum(rows_inserted + rows_updated) from ops.extract_runs "
+                "where run_id = (select run_id from ops.extract_runs order by started_at desc limit 1) "
+                "group by 1").fetchall()
+        assert modes == [("incremental", 0)]
+        assert mart_rows(server) == before
+    finally:
+        server.stop()
