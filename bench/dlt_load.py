@@ -1,7 +1,7 @@
 """Load one Postgres table into another Postgres database with dlt, as a user of dlt would.
 
 Run by bench/extract_load.py with the .venv-bench interpreter (dlt is not a platform dependency):
-    python bench/dlt_load.py SOURCE_URL DESTINATION_URL TABLE WORKDIR
+    BENCH_SOURCE_URL=... BENCH_TARGET_URL=... python bench/dlt_load.py TABLE WORKDIR
 Prints one JSON line: rows loaded, seconds, peak RSS in MB.
 """
 
@@ -11,7 +11,8 @@ import resource
 import sys
 import time
 
-source_url, destination_url, table, workdir = sys.argv[1:5]
+table, workdir = sys.argv[1:3]
+source_url, destination_url = os.environ["BENCH_SOURCE_URL"], os.environ["BENCH_TARGET_URL"]
 os.environ["DLT_DATA_DIR"] = workdir
 os.environ["RUNTIME__LOG_LEVEL"] = "WARNING"
 os.chdir(workdir)

@@ -30,6 +30,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TABLE = "viewing_sessions"
@@ -61,12 +62,17 @@ def measure_raw_pipe(source_url: str, warehouse_url: str) -> dict:
         warehouse.execute(f"drop table if exists public.raw_pipe_{TABLE}; "
                           f"create table public.raw_pipe_{TABLE} ({definition})")
     column_list = ", ".join(column.name for column in columns)
-    pipeline = (f"{psql} -X -q -d '{source_url}' -c 'copy {TABLE} ({column_list}) to stdout' | "
-                f"{psql} -X -q -v ON_ERROR_STOP=1 -d '{warehouse_url}' -c 'begin' "
+    # Both databases live on one server with one password: hand it over in PGPASSWORD, not on a command line.
+    source_info, warehouse_info = conninfo_to_dict(source_url), conninfo_to_dict(warehouse_url)
+    password = source_info.pop("password", "") or ""
+    warehouse_info.pop("password", None)
+    pipeline = (f"{psql} -X -q -d '{make_conninfo(**source_info)}' -c 'copy {TABLE} ({column_list}) to stdout' | "
+                f"{psql} -X -q -v ON_ERROR_STOP=1 -d '{make_conninfo(**warehouse_info)}' -c 'begin' "
                 f"-c 'truncate public.raw_pipe_{TABLE}' -c 'copy public.raw_pipe_{TABLE} ({column_list}) from stdin' "
                 f"-c 'commit'")
     started = time.monotonic()
-    subprocess.run(["bash", "-o", "pipefail", "-c", pipeline], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["bash", "-o", "pipefail", "-c", pipeline], check=True, stdout=subprocess.DEVNULL,
+                   env={**os.environ, "PGPASSWORD": password})
     elapsed = time.monotonic() - started
     with psycopg.connect(warehouse_url) as warehouse:
         rows = warehouse.execute(f"select count(*) from public.raw_pipe_{TABLE}").fetchone()[0]
@@ -74,14 +80,19 @@ def measure_raw_pipe(source_url: str, warehouse_url: str) -> dict:
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
 
-def in_child(method: str, *arguments: str, python: str = sys.executable) -> dict:
+def in_child(method: str, source_url: str, target_url: str, *arguments: str, python: str = sys.executable) -> dict:
+    """Measure one method in a process of its own; URLs travel in the environment, not in argv."""
     command = [python, __file__, "--child", method, *arguments]
     if method == "dlt":
-        command = [python, str(REPO_ROOT / "bench" / "dlt_load.py"), *arguments]
-    completed = subprocess.run(command, capture_output=True, text=True)
+        command = [python, str(REPO_ROOT / "bench" / "dlt_load.py"), TABLE, *arguments]
+    environment = {**os.environ, "BENCH_SOURCE_URL": source_url, "BENCH_TARGET_URL": target_url}
+    completed = subprocess.run(command, capture_output=True, text=True, env=environment)
     if completed.returncode != 0:
         raise SystemExit(f"{method} failed:\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    figures = json.loads(completed.stdout.strip().splitlines()[-1])
+    print(f"  {method}: {figures['rows']:,} rows in {figures['seconds']:.1f}s, "
+          f"peak RSS {figures['peak_rss_mb']:.0f} MB", flush=True)
+    return figures
 
 
 def recreate(admin_url: str, name: str, template: str | None = None) -> None:
@@ -103,10 +114,11 @@ def main() -> None:
     arguments = parser.parse_args()
     if arguments.child:
         method, *rest = arguments.child
+        source_url, target_url = os.environ["BENCH_SOURCE_URL"], os.environ["BENCH_TARGET_URL"]
         if method == "loader":
-            print(json.dumps(measure_loader(rest[0], rest[1], rest[2] == "full")))
+            print(json.dumps(measure_loader(source_url, target_url, rest[0] == "full")))
         else:
-            print(json.dumps(measure_raw_pipe(rest[0], rest[1])))
+            print(json.dumps(measure_raw_pipe(source_url, target_url)))
         return
 
     from csops.local_postgres import LocalPostgres
@@ -144,7 +156,7 @@ def main() -> None:
             recreate(admin, "bench_dlt")
             workdir = tempfile.mkdtemp(prefix="bench-dlt-")
             try:
-                results["dlt"] = in_child("dlt", source, server.url("bench_dlt"), TABLE, workdir,
+                results["dlt"] = in_child("dlt", source, server.url("bench_dlt"), workdir,
                                           python=arguments.dlt_python)
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)

@@ -156,3 +156,23 @@ def test_failed_load_leaves_the_raw_table_untouched(nexpro_url, warehouse_url):
     with pytest.raises(ExtractError, match="no column"):
         load_table(nexpro_url, warehouse_url, bad, source_name=SOURCE_NAME, raw_schema=RAW_SCHEMA, run_id="day-2")
     assert snapshot(warehouse_url, "raw_nexpro.users", "user_id") == before
+
+
+def test_source_error_mid_copy_is_raised_and_nothing_is_written(nexpro_url, warehouse_url):
+    from psycopg import errors, sql
+
+    from csops.extract.engine import stream
+
+    with psycopg.connect(nexpro_url, autocommit=True) as source, \
+            psycopg.connect(warehouse_url, autocommit=True) as warehouse:
+        warehouse.execute("create table target (n integer)")
+        with pytest.raises(errors.DivisionByZero):  # noqa: SIM117 - the transaction must wrap the failure
+            with warehouse.transaction():
+                stream(source, sql.SQL("select 100 / (3 - n) from generate_series(1, 5) as n"),
+                       warehouse.cursor(), sql.Identifier("target"), sql.Identifier("n"), "test")
+        assert warehouse.execute("select count(*) from target").fetchone()[0] == 0
+        assert source.execute("select 1").fetchone() == (1,), "the source connection is usable afterwards"
+        with pytest.raises(errors.UndefinedTable), warehouse.transaction():
+            stream(source, sql.SQL("select n from no_such_table"), warehouse.cursor(), sql.Identifier("target"),
+                   sql.Identifier("n"), "test")
+        assert source.execute("select 2").fetchone() == (2,)

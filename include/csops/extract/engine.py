@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import psycopg
-from psycopg import errors, sql
+from psycopg import errors, pq, sql
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ create table if not exists ops.quarantine (
 """
 LOADED_AT = "_loaded_at"
 PROGRESS_EVERY_SECONDS = 10.0
+COPY_BLOCK_BYTES = 1 << 20
 
 
 class ExtractError(RuntimeError):
@@ -227,19 +228,53 @@ def has_primary_key(connection, schema: str, table: str) -> bool:
     ).fetchone() is not None
 
 
-def stream(source_cursor: psycopg.Cursor, copy_out: sql.Composable, target_cursor: psycopg.Cursor,
-           copy_in: sql.Composable, label: str) -> int:
-    """Stream COPY output of the source straight into COPY input of the warehouse. Returns rows loaded."""
+def stream(source: psycopg.Connection, query: sql.Composable, target_cursor: psycopg.Cursor,
+           target: sql.Composable, columns: sql.Composable, label: str) -> int:
+    """Stream the rows of `query` on the source into `target` (columns) with COPY. Returns rows loaded.
+
+    Both ends use COPY's binary format, which is safe because the stage or raw columns were created with
+    exactly the source's types, and spares both servers turning every value into text and back.
+    The source side talks to libpq directly: psycopg's row-by-row COPY iterator costs about 1 µs of
+    Python per row, which made the loader a third slower than a `psql | psql` pipe. Reading rows with
+    PQgetCopyData and handing the warehouse 1 MB blocks keeps Python out of the way.
+    """
+    pgconn = source.pgconn
     started = last_report = time.monotonic()
     copied = 0
-    with source_cursor.copy(copy_out) as out, target_cursor.copy(copy_in) as into:
-        for chunk in out:
-            into.write(chunk)
-            copied += len(chunk)
-            now = time.monotonic()
-            if now - last_report > PROGRESS_EVERY_SECONDS:
-                last_report = now
-                log.info("%s: %.0f MB copied in %.0fs", label, copied / 1e6, now - started)
+    copy_out = sql.SQL("copy ({}) to stdout (format binary)").format(query)
+    copy_in = sql.SQL("copy {} ({}) from stdin (format binary)").format(target, columns)
+    with target_cursor.copy(copy_in) as into:
+        pgconn.send_query(copy_out.as_bytes(source))
+        while pgconn.flush():
+            pass
+        result = pgconn.get_result()
+        if result.status != pq.ExecStatus.COPY_OUT:
+            while pgconn.get_result() is not None:  # leave the connection idle for the caller
+                pass
+            raise errors.error_from_result(result, encoding=source.info.encoding)
+        block = bytearray()
+        read = pgconn.get_copy_data
+        while True:
+            size, row = read(0)
+            if size <= 0:
+                break
+            block += row
+            if len(block) >= COPY_BLOCK_BYTES:
+                into.write(bytes(block))
+                copied += len(block)
+                block.clear()
+                now = time.monotonic()
+                if now - last_report > PROGRESS_EVERY_SECONDS:
+                    last_report = now
+                    log.info("%s: %.0f MB copied in %.0fs", label, copied / 1e6, now - started)
+        failures = []
+        while (result := pgconn.get_result()) is not None:  # drain, so the source connection stays usable
+            if result.status != pq.ExecStatus.COMMAND_OK:
+                failures.append(result)
+        if failures:
+            raise errors.error_from_result(failures[0], encoding=source.info.encoding)
+        if block:
+            into.write(bytes(block))
     return target_cursor.rowcount
 
 
@@ -328,9 +363,8 @@ def _load(source: psycopg.Connection, warehouse: psycopg.Connection, table: Sour
             warehouse.execute(sql.SQL("alter table {} drop constraint if exists {}").format(
                 target, sql.Identifier(f"{table.name}_pkey")))
             warehouse.execute(sql.SQL("truncate {}").format(target))
-            result.rows_read = stream(
-                source.cursor(), sql.SQL("copy {} ({}) to stdout").format(source_relation, column_list),
-                warehouse.cursor(), sql.SQL("copy {} ({}) from stdin").format(target, column_list), label)
+            everything = sql.SQL("select {} from {}").format(column_list, source_relation)
+            result.rows_read = stream(source, everything, warehouse.cursor(), target, column_list, label)
             try:
                 with warehouse.transaction():
                     ensure_primary_key(warehouse, target, table.name, table.primary_key)
@@ -345,15 +379,13 @@ def _load(source: psycopg.Connection, warehouse: psycopg.Connection, table: Sour
             warehouse.execute(sql.SQL("create temporary table {stage} ({definitions}) on commit drop").format(
                 stage=stage, definitions=sql.SQL(", ").join(
                     sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in source_columns.items())))
+            query = sql.SQL("select {} from {}").format(column_list, source_relation)
             if full:
-                query = sql.SQL("copy {} ({}) to stdout").format(source_relation, column_list)
                 warehouse.execute(sql.SQL("truncate {}").format(target))
             else:
-                query = sql.SQL("copy (select {} from {} where {} >= {}) to stdout").format(
-                    column_list, source_relation, sql.Identifier(table.watermark_column),
-                    sql.Literal(result.watermark_from))
-            result.rows_read = stream(source.cursor(), query, warehouse.cursor(),
-                                      sql.SQL("copy {} ({}) from stdin").format(stage, column_list), label)
+                query += sql.SQL(" where {} >= {}").format(sql.Identifier(table.watermark_column),
+                                                           sql.Literal(result.watermark_from))
+            result.rows_read = stream(source, query, warehouse.cursor(), stage, column_list, label)
             result.rows_quarantined += quarantine_null_keys(warehouse, stage, table.primary_key, **labels)
             for column, raw_type in casts.items():
                 result.rows_quarantined += quarantine_bad_values(

@@ -338,6 +338,7 @@ def build_world(url: str, params: WorldParams, progress: Callable[[str], None] =
         writer = Writer(connection, next_ids)
         if action == "generated":
             users = write_reference_rows(writer, companies, params)
+            writer.flush()  # parents first: activity rows reference tenants and plans
         else:
             users = dict(connection.execute(
                 "select 'C' || lpad((tenant_id - 10000)::text, 5, '0'), array_agg(user_id order by user_id) "
