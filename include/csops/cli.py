@@ -89,10 +89,17 @@ def command_run(arguments: argparse.Namespace) -> None:
         environment = airflow_environment(stack, CS_TASK_RETRIES="0")
         migrate_airflow(environment)
         parse_dbt(environment)
-        step(f"cs_daily for {run_date}", [str(BIN / "airflow"), "dags", "test", "cs_daily", run_date.isoformat()],
-             environment)
+        failure = None
+        try:
+            step(f"cs_daily for {run_date}",
+                 [str(BIN / "airflow"), "dags", "test", "cs_daily", run_date.isoformat()], environment)
+        except SystemExit as error:
+            failure = error
         run_id = latest_run_id(stack.warehouse_url)
-        print("\n" + format_summary(run_summary(stack.warehouse_url, run_id)))
+        if run_id:
+            print("\n" + format_summary(run_summary(stack.warehouse_url, run_id)))
+        if failure:
+            raise failure
     print(f"\nDone in {time.monotonic() - started:.0f}s. The marts are in the warehouse's `marts` schema "
           f"(staging views in `staging`, raw copies in `raw_nexpro`, run audit in `ops`).")
     print(open_marts_hint())
