@@ -176,3 +176,31 @@ def test_source_error_mid_copy_is_raised_and_nothing_is_written(nexpro_url, ware
             stream(source, sql.SQL("select n from no_such_table"), warehouse.cursor(), sql.Identifier("target"),
                    sql.Identifier("n"), "test")
         assert source.execute("select 2").fetchone() == (2,)
+
+
+def test_parallel_first_loads_of_every_table_do_not_race(nexpro_url, warehouse_url):
+    """In Airflow the table loads run side by side; creating schemas and ops tables must not collide."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(NEXPRO_TABLES)) as pool:
+        results = list(pool.map(lambda table: load(nexpro_url, warehouse_url, table.name, run_id="parallel"),
+                                NEXPRO_TABLES))
+    assert all(result.status == "succeeded" for result in results)
+    assert execute(warehouse_url, "select count(*) from ops.extract_runs where status = 'succeeded'"
+                   ).fetchone()[0] == len(NEXPRO_TABLES)
+
+
+def test_increment_checks_keys_once_the_source_stops_enforcing_them(nexpro_url, warehouse_url):
+    load(nexpro_url, warehouse_url, "feature_events", run_id="day-1")
+    execute(nexpro_url, "alter table feature_events drop constraint feature_events_pkey, "
+                        "alter column feature_event_id drop not null")
+    execute(nexpro_url, """
+        insert into feature_events (feature_event_id, tenant_id, feature_key, occurred_at)
+        values (null, 10001, 'poll', now()), (900001, 10001, 'survey', now()), (900001, 10001, 'qa', now())
+    """)
+
+    result = load(nexpro_url, warehouse_url, "feature_events", run_id="day-2")
+
+    assert (result.rows_quarantined, result.rows_inserted) == (2, 1)
+    reasons = [reason for (reason,) in execute(warehouse_url, "select reason from ops.quarantine").fetchall()]
+    assert len(reasons) == 2 and any(reason.startswith("duplicate primary key") for reason in reasons)

@@ -27,7 +27,7 @@ from psycopg import sql
 from csops.extract.engine import (
     LoadResult,
     SourceTable,
-    ensure_ops_schema,
+    ensure_schemas,
     identifiers,
     merge_into,
     record_run,
@@ -169,7 +169,7 @@ def process_inbox(warehouse_url: str, inbox: Path, tables: dict[str, SourceTable
     inbox.mkdir(parents=True, exist_ok=True)
     outcomes = []
     with psycopg.connect(warehouse_url, autocommit=True) as connection:
-        ensure_ops_schema(connection)
+        ensure_schemas(connection)
         for path in sorted(inbox.glob("*.csv")):
             try:
                 outcome = load_file(connection, path, tables, raw_schema=raw_schema, run_id=run_id)

@@ -107,11 +107,16 @@ class LoadResult:
     error: str | None = None
 
 
-def ensure_ops_schema(connection: psycopg.Connection) -> None:
-    # Table loads run in parallel; the advisory lock stops two of them racing to create the same table.
+def ensure_schemas(connection: psycopg.Connection, *raw_schemas: str) -> None:
+    """Create the ops tables and the given raw schemas if missing, in a short transaction of its own.
+
+    Table loads run in parallel; the advisory lock stops two of them racing to create the same object.
+    """
     with connection.transaction():
         connection.execute("select pg_advisory_xact_lock(hashtext('csops.ops_schema'))")
         connection.execute(OPS_SCHEMA_DDL)
+        for schema in raw_schemas:
+            connection.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
 
 
 def table_columns(connection: psycopg.Connection, schema: str, table: str) -> dict[str, str]:
@@ -129,6 +134,25 @@ def table_columns(connection: psycopg.Connection, schema: str, table: str) -> di
         (schema, table),
     ).fetchall()
     return dict(rows)
+
+
+def source_enforces_key(connection: psycopg.Connection, table: SourceTable) -> bool:
+    """True when the source's own constraints rule out null and duplicate keys, so checks can be skipped."""
+    relation = f"{sql.Identifier(table.source_schema).as_string(connection)}." \
+               f"{sql.Identifier(table.name).as_string(connection)}"
+    not_null = connection.execute(
+        "select coalesce(bool_and(attnotnull), false) from pg_attribute "
+        "where attrelid = to_regclass(%s) and attname = any(%s)", (relation, list(table.primary_key))).fetchone()[0]
+    unique_keys = connection.execute(
+        """
+        select array_agg(attribute.attname order by attribute.attname)
+        from pg_index as index_
+        join pg_attribute as attribute
+            on attribute.attrelid = index_.indrelid and attribute.attnum = any(index_.indkey)
+        where index_.indrelid = to_regclass(%s) and index_.indisunique and index_.indpred is null
+        group by index_.indexrelid
+        """, (relation,)).fetchall()
+    return not_null and sorted(table.primary_key) in [key for (key,) in unique_keys]
 
 
 def identifiers(names) -> sql.Composed:
@@ -284,7 +308,7 @@ def load_table(source_url: str, warehouse_url: str, table: SourceTable, *, sourc
     result = LoadResult(source_name=source_name, table_name=table.name, run_id=run_id)
     clock = time.monotonic()
     with psycopg.connect(warehouse_url, autocommit=True) as warehouse:
-        ensure_ops_schema(warehouse)
+        ensure_schemas(warehouse, raw_schema)
         result.started_at = warehouse.execute("select clock_timestamp()").fetchone()[0]
         try:
             with psycopg.connect(source_url, autocommit=True) as source:
@@ -322,7 +346,6 @@ def _load(source: psycopg.Connection, warehouse: psycopg.Connection, table: Sour
     source.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     source.read_only = True
     with source.transaction(), warehouse.transaction():
-        warehouse.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(raw_schema)))
         raw_columns = table_columns(warehouse, raw_schema, table.name)
         if not raw_columns:
             warehouse.execute(sql.SQL("create table {target} ({definitions}, {loaded_at} timestamptz not null "
@@ -386,12 +409,15 @@ def _load(source: psycopg.Connection, warehouse: psycopg.Connection, table: Sour
                 query += sql.SQL(" where {} >= {}").format(sql.Identifier(table.watermark_column),
                                                            sql.Literal(result.watermark_from))
             result.rows_read = stream(source, query, warehouse.cursor(), stage, column_list, label)
-            result.rows_quarantined += quarantine_null_keys(warehouse, stage, table.primary_key, **labels)
+            key_enforced = source_enforces_key(source, table)
+            if not key_enforced:
+                result.rows_quarantined += quarantine_null_keys(warehouse, stage, table.primary_key, **labels)
             for column, raw_type in casts.items():
                 result.rows_quarantined += quarantine_bad_values(
                     warehouse, stage, column, raw_type, label, **labels)
-            result.rows_quarantined += quarantine_duplicate_keys(
-                warehouse, stage, table.primary_key, table.watermark_column, **labels)
+            if not key_enforced:
+                result.rows_quarantined += quarantine_duplicate_keys(
+                    warehouse, stage, table.primary_key, table.watermark_column, **labels)
             if not has_primary_key(warehouse, raw_schema, table.name):
                 ensure_primary_key(warehouse, target, table.name, table.primary_key)
             result.rows_inserted, result.rows_updated = merge_into(
