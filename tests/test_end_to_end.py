@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import psycopg
 import pytest
 
 from csops.local_postgres import LocalPostgres
-from tests.conftest import TEST_WORLD, free_port
+from tests.conftest import TEST_WORLD, VENV_BIN, free_port
 
 RUN_DATE = TEST_WORLD.end_date.isoformat()
 
@@ -33,7 +32,7 @@ def environment(local_dir):
 
 
 def csops_run(environment):
-    command = [os.path.join(os.path.dirname(sys.executable), "csops"), "run", "--accounts",
+    command = [str(VENV_BIN / "csops"), "run", "--accounts",
                str(TEST_WORLD.accounts), "--days", str(TEST_WORLD.days), "--seed", str(TEST_WORLD.seed),
                "--date", RUN_DATE]
     completed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=900)

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from csops import settings
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, VENV_BIN
 
 DAG_FILE = REPO_ROOT / "dags" / "cs_daily.py"
 
@@ -18,7 +18,7 @@ DAG_FILE = REPO_ROOT / "dags" / "cs_daily.py"
 def manifest() -> dict:
     """`dbt parse` needs no database; Cosmos renders the dbt tasks from its manifest."""
     project = settings.dbt_project_dir()
-    subprocess.run([str(REPO_ROOT / ".venv" / "bin" / "dbt"), "parse", "--project-dir", str(project),
+    subprocess.run([str(VENV_BIN / "dbt"), "parse", "--project-dir", str(project),
                     "--profiles-dir", str(project), "--quiet"], check=True)
     return json.loads((project / "target" / "manifest.json").read_text())
 

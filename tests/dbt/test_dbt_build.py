@@ -14,7 +14,7 @@ from csops.extract.engine import load_table
 from csops.extract.nexpro_tables import NEXPRO_TABLES, RAW_SCHEMA, SOURCE_NAME
 from csops.local_stack import dbt_environment
 from csops.sandbox.world import plan_companies
-from tests.conftest import REPO_ROOT, TEST_WORLD, create_database
+from tests.conftest import TEST_WORLD, VENV_BIN, create_database
 
 RUN_DATE = TEST_WORLD.end_date
 
@@ -28,7 +28,7 @@ def built_warehouse(postgres, nexpro_template, tmp_path_factory):
     project = settings.dbt_project_dir()
     target = tmp_path_factory.mktemp("dbt-target")
     completed = subprocess.run(
-        [str(REPO_ROOT / ".venv" / "bin" / "dbt"), "build", "--project-dir", str(project), "--profiles-dir",
+        [str(VENV_BIN / "dbt"), "build", "--project-dir", str(project), "--profiles-dir",
          str(project), "--target-path", str(target), "--vars", json.dumps({"run_date": RUN_DATE.isoformat()})],
         env={**dbt_environment(warehouse), "PATH": "/usr/bin:/bin", "CS_AIRFLOW_RUN_ID": "dbt-test"},
         capture_output=True, text=True)
