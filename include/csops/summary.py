@@ -39,6 +39,7 @@ def run_summary(warehouse_url: str, run_id: str) -> dict:
         "run_id": run_id,
         "loads": loads,
         "rows_quarantined": sum(load["rows_quarantined"] for load in loads),
+        "files_rejected": [load["source_name"].removeprefix("csv:") for load in loads if load["status"] == "rejected"],
         "models_succeeded": sum(node["status"] == "success" for node in models),
         "models_failed": [node["node_name"] for node in models if node["status"] != "success"],
         "tests_passed": sum(node["status"] == "pass" for node in tests),
@@ -58,6 +59,8 @@ def format_summary(summary: dict) -> str:
                      f"{load['rows_quarantined']:>6,}{note}")
     lines.append(f"Quarantined rows: {summary['rows_quarantined']:,}"
                  + (" (see ops.quarantine)" if summary["rows_quarantined"] else ""))
+    if summary["files_rejected"]:
+        lines.append(f"Rejected CSV files (nothing loaded from them): {', '.join(summary['files_rejected'])}")
     lines.append(f"dbt: {summary['models_succeeded']} models/seeds built, {summary['tests_passed']} tests passed"
                  + (f", {len(summary['tests_warned'])} warned" if summary["tests_warned"] else ""))
     if summary["models_failed"]:

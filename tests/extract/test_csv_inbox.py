@@ -10,6 +10,7 @@ import pytest
 from csops.extract.csv_inbox import process_inbox
 from csops.extract.engine import load_table
 from csops.extract.nexpro_tables import NEXPRO_TABLES_BY_NAME, RAW_SCHEMA, SOURCE_NAME
+from csops.summary import format_summary, run_summary
 
 TODAY = date(2026, 11, 21)
 HEADER = "login_event_id,user_id,tenant_id,logged_in_at,user_agent,created_at,updated_at\n"
@@ -83,6 +84,9 @@ def test_bad_file_is_rejected_whole_with_the_lines_named(warehouse_with_logins, 
     assert "line 4: column logged_in_at: 'yesterday-ish' is not a valid timestamp with time zone" in reason
     assert "line 5: key column login_event_id is empty" in reason
     assert (tmp_path / "rejected" / "login_events_bad.csv").exists()
+    summary = run_summary(warehouse_with_logins, "inbox-run")
+    assert summary["files_rejected"] == ["login_events_bad.csv"]
+    assert "Rejected CSV files (nothing loaded from them): login_events_bad.csv" in format_summary(summary)
 
 
 @pytest.mark.parametrize(("name", "content", "expected"), [

@@ -174,7 +174,11 @@ def process_inbox(warehouse_url: str, inbox: Path, tables: dict[str, SourceTable
             try:
                 outcome = load_file(connection, path, tables, raw_schema=raw_schema, run_id=run_id)
             except RejectedFile as rejection:
-                outcome = FileOutcome(path.name, None, "rejected", reasons=tuple(rejection.reasons))
+                try:
+                    table_name = table_for(path, tables).name
+                except RejectedFile:
+                    table_name = None
+                outcome = FileOutcome(path.name, table_name, "rejected", reasons=tuple(rejection.reasons))
             if outcome.status == "loaded":
                 move(path, inbox / "archive" / today.isoformat())
                 log.info("inbox: %s loaded into %s.%s (%s rows) and archived", path.name, raw_schema,
@@ -187,6 +191,11 @@ def process_inbox(warehouse_url: str, inbox: Path, tables: dict[str, SourceTable
                 target.with_name(target.name + ".reason.txt").write_text(
                     f"{path.name} was rejected; nothing from it was loaded.\n\n" + "\n".join(shown) + "\n")
                 log.warning("inbox: %s rejected (%s); see %s.reason.txt", path.name, outcome.reasons[0], target)
+                with connection.transaction():  # the run's audit (and summary) lists rejected files too
+                    record_run(connection, LoadResult(
+                        source_name=f"csv:{path.name}", table_name=outcome.table or "(unknown)", run_id=run_id,
+                        load_mode="csv", status="rejected",
+                        error=f"{outcome.reasons[0]} (all reasons: {target}.reason.txt)"))
             else:
                 log.warning("inbox: %s left in place: %s", path.name, outcome.reasons[0])
             outcomes.append(outcome)

@@ -447,7 +447,10 @@ def record_run(connection: psycopg.Connection, result: LoadResult) -> None:
             run_id, source_name, table_name, load_mode, status, rows_read, rows_inserted, rows_updated,
             rows_quarantined, watermark_from, watermark_to, added_columns, retyped_columns, started_at,
             finished_at, duration_seconds, error
-        ) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp(), %s, %s)
+        ) values (
+            %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+            coalesce(%s, clock_timestamp()), clock_timestamp(), %s, %s
+        )
         on conflict (run_id, source_name, table_name) do update set
             load_mode = excluded.load_mode, status = excluded.status, rows_read = excluded.rows_read,
             rows_inserted = excluded.rows_inserted, rows_updated = excluded.rows_updated,
