@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -83,7 +83,6 @@ class Company:
     upgraded_on: date | None = None
     user_count: int = 0
     attendee_base: int = 0
-    notes: dict = field(default_factory=dict)
 
 
 def company_name(index: int) -> str:
@@ -154,8 +153,3 @@ def write_manifest(path: Path, params: WorldParams, companies: list[Company]) ->
     tmp.replace(path)
     return path
 
-
-def read_manifest(path: Path) -> dict:
-    if not path.exists():
-        raise FileNotFoundError(f"No world manifest at {path}: run `csops sandbox nexpro` (or `make run`) first.")
-    return json.loads(path.read_text())
