@@ -29,7 +29,7 @@ from cosmos.profiles import PostgresUserPasswordProfileMapping
 
 from csops import settings
 from csops.extract.nexpro_tables import NEXPRO_TABLES, RAW_SCHEMA, SOURCE_NAME
-from csops_connections import postgres_conninfo
+from csops_airflow.connections import postgres_conninfo
 
 DBT_PROJECT = settings.dbt_project_dir()
 DBT_MANIFEST = DBT_PROJECT / "target" / "manifest.json"

@@ -24,7 +24,6 @@ from csops.sandbox.world import WorldParams
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent  # dbt, airflow and csops live beside the interpreter running the tests
-sys.path.insert(0, str(REPO_ROOT / "plugins"))  # as Airflow does for DAGs and tasks
 # Airflow reads its home at first import; keep it (and its SQLite DB) out of ~/airflow and .local/.
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="csops-airflow-home-")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
