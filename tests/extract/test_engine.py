@@ -7,7 +7,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from csops.extract.engine import ExtractError, SourceTable, load_table
+from csops.extract.engine import BOOKKEEPING_COLUMNS, ExtractError, SourceTable, load_table
 from csops.extract.nexpro_tables import NEXPRO_TABLES, NEXPRO_TABLES_BY_NAME, RAW_SCHEMA, SOURCE_NAME
 
 
@@ -17,11 +17,11 @@ def load(nexpro_url, warehouse_url, table_name, run_id="run-1", **options):
 
 
 def snapshot(url, relation, order_by):
-    """Every row of `relation` (without the loader's bookkeeping column), in key order."""
+    """Every row of `relation` (without the loader's bookkeeping columns), in key order."""
     with psycopg.connect(url) as connection:
         cursor = connection.execute(f"select * from {relation} order by {order_by}")
         names = [column.name for column in cursor.description]
-        keep = [index for index, name in enumerate(names) if name != "_loaded_at"]
+        keep = [index for index, name in enumerate(names) if name not in BOOKKEEPING_COLUMNS]
         return [tuple(row[index] for index in keep) for row in cursor.fetchall()]
 
 

@@ -1,13 +1,20 @@
 """The manual path: usage exports (CSV) dropped into a folder are validated and merged into raw tables.
 
 A file is named after the raw table it feeds (`login_events_2026-11.csv` feeds `raw_nexpro.login_events`),
-has a header row naming raw columns (the key columns at least), and is UTF-8 or Shift_JIS (Excel's
-Japanese default). Every row is checked against the raw table's types before anything is written:
+has a header row naming raw columns — at least every column the source requires (NOT NULL there, as
+recorded by the extract in `ops.source_columns`), which always includes the key and `updated_at` — and
+is UTF-8 or Shift_JIS (Excel's Japanese default). A timestamp without an offset is read as Tokyo time.
+Every row is checked against the raw table's types before anything is written:
 
 - all good: the rows are merged on the table's key in one transaction, and the file moves to
   `archive/<date>/`;
-- anything wrong: nothing is loaded, the file moves to `rejected/` next to `<file>.reason.txt`, which
-  names each bad line and what to fix.
+- anything wrong, or any failure while loading: nothing from the file is loaded, it moves to `rejected/`
+  next to `<file>.reason.txt`, which names each bad line (or the error) and what to fix, and the other
+  files and the rest of the run go on.
+
+CSV rows are marked in the raw table with their file (`_source_file`). The newer version of a row wins:
+a file's row replaces an extracted row only when its `updated_at` is later, and a later extract replaces
+it only with a version at least as new. A full refresh of the table keeps CSV rows.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from csops.extract.engine import (
     record_run,
     table_columns,
 )
+from csops.settings import BUSINESS_TIMEZONE
 
 log = logging.getLogger(__name__)
 MAX_REASONS = 50
@@ -71,7 +79,18 @@ def table_for(path: Path, tables: dict[str, SourceTable]) -> SourceTable:
     return tables[max(matches, key=len)]
 
 
-def parse(text: str, raw_columns: dict[str, str], table: SourceTable, qualified: str) -> tuple[list[str], list]:
+def required_columns(connection: psycopg.Connection, source_name: str, table: SourceTable) -> list[str]:
+    """The columns every file row must fill: NOT NULL in the source (as the extract last saw it), the key
+    and the version column (which decides whether a CSV row or an extracted one is newer)."""
+    always = [*table.primary_key, table.watermark_column]
+    recorded = connection.execute(
+        "select column_name, is_required from ops.source_columns where source_name = %s and table_name = %s "
+        "order by ordinal", (source_name, table.name)).fetchall()
+    required = [name for name, is_required in recorded if is_required or name in always]
+    return required + [name for name in always if name not in required]
+
+
+def parse(text: str, raw_columns: dict[str, str], required: list[str], qualified: str) -> tuple[list[str], list]:
     """Header and rows (with their line numbers); structural problems raise RejectedFile."""
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
@@ -83,9 +102,10 @@ def parse(text: str, raw_columns: dict[str, str], table: SourceTable, qualified:
     if unknown:
         problems.append(f"line 1: column(s) {', '.join(unknown)} are not columns of {qualified}; "
                         f"known columns: {', '.join(c for c in raw_columns if not c.startswith('_'))}")
-    missing = [c for c in table.primary_key if c not in columns]
+    missing = [c for c in required if c not in columns]
     if missing:
-        problems.append(f"line 1: key column(s) {', '.join(missing)} missing; every row needs its key")
+        problems.append(f"line 1: required column(s) {', '.join(missing)} missing; the source requires "
+                        f"{', '.join(required)} on every row")
     duplicated = sorted({c for c in columns if columns.count(c) > 1})
     if duplicated:
         problems.append(f"line 1: column(s) {', '.join(duplicated)} appear twice")
@@ -107,8 +127,8 @@ def parse(text: str, raw_columns: dict[str, str], table: SourceTable, qualified:
 
 
 def validate(connection: psycopg.Connection, stage: sql.Identifier, columns: list[str],
-             raw_columns: dict[str, str], key: tuple[str, ...]) -> list[str]:
-    """Every value must parse as its raw column's type, keys must be present and unique in the file."""
+             raw_columns: dict[str, str], key: tuple[str, ...], required: list[str]) -> list[str]:
+    """Every value must parse as its raw column's type, required values must be filled, keys unique."""
     checks = []
     for column in columns:
         checks.append(sql.SQL(
@@ -116,10 +136,11 @@ def validate(connection: psycopg.Connection, stage: sql.Identifier, columns: lis
             "where {c} is not null and not pg_input_is_valid({c}, {type})").format(
             line=sql.Identifier(LINE), stage=stage, c=sql.Identifier(column), type=sql.Literal(raw_columns[column]),
             message=sql.Literal(f"column {column}: %L is not a valid {raw_columns[column]}")))
-    for column in key:
+    for column in required:
+        kind = "key column" if column in key else "required column"
         checks.append(sql.SQL("select {line}, {message} from {stage} where {c} is null").format(
             line=sql.Identifier(LINE), stage=stage, c=sql.Identifier(column),
-            message=sql.Literal(f"key column {column} is empty")))
+            message=sql.Literal(f"{kind} {column} is empty")))
     checks.append(sql.SQL(
         "select max({line}), 'same key as line(s) ' || string_agg({line}::text, ', ' order by {line}) "
         "|| ': each key may appear once per file' from {stage} group by {key} having count(*) > 1").format(
@@ -129,18 +150,22 @@ def validate(connection: psycopg.Connection, stage: sql.Identifier, columns: lis
     return [f"line {line}: {message}" for line, message in connection.execute(query).fetchall()]
 
 
-def load_file(connection: psycopg.Connection, path: Path, tables: dict[str, SourceTable], *, raw_schema: str,
-              run_id: str) -> FileOutcome:
+def load_file(connection: psycopg.Connection, path: Path, tables: dict[str, SourceTable], *, source_name: str,
+              raw_schema: str, run_id: str) -> FileOutcome:
     table = table_for(path, tables)
     qualified = f"{raw_schema}.{table.name}"
-    raw_columns = table_columns(connection, raw_schema, table.name)
+    raw_columns = {name: data_type for name, data_type in table_columns(connection, raw_schema, table.name).items()
+                   if not name.startswith("_")}
     if not raw_columns:
         return FileOutcome(path.name, table.name, "waiting",
                            reasons=(f"{qualified} does not exist yet; the file waits for the first extract",))
-    columns, rows = parse(decode(path.read_bytes()), raw_columns, table, qualified)
+    required = required_columns(connection, source_name, table)
+    columns, rows = parse(decode(path.read_bytes()), raw_columns, required, qualified)
     result = LoadResult(source_name=f"csv:{path.name}", table_name=table.name, run_id=run_id, load_mode="csv")
     clock = time.monotonic()
     with connection.transaction():
+        # The business zone: a timestamp written without an offset is Tokyo time.
+        connection.execute(sql.SQL("set local timezone to {}").format(sql.Literal(BUSINESS_TIMEZONE)))
         result.started_at = connection.execute("select clock_timestamp()").fetchone()[0]
         stage = sql.Identifier(f"csv_stage_{table.name}")
         connection.execute(sql.SQL("create temporary table {} ({} integer, {}) on commit drop").format(
@@ -150,30 +175,39 @@ def load_file(connection: psycopg.Connection, path: Path, tables: dict[str, Sour
                 stage, sql.Identifier(LINE), identifiers(columns))) as copy:
             for row in rows:
                 copy.write_row(row)
-        problems = validate(connection, stage, columns, raw_columns, table.primary_key)
+        problems = validate(connection, stage, columns, raw_columns, table.primary_key, required)
         if problems:
             raise RejectedFile(problems)
         result.rows_read = len(rows)
         result.rows_inserted, result.rows_updated = merge_into(
             connection, stage, sql.Identifier(raw_schema, table.name), columns, table.primary_key,
-            {column: raw_columns[column] for column in columns})
+            {column: raw_columns[column] for column in columns}, version_column=table.watermark_column,
+            source_file=path.name)
         result.status = "succeeded"
         result.duration_seconds = time.monotonic() - clock
         record_run(connection, result)
     return FileOutcome(path.name, table.name, "loaded", rows=len(rows))
 
 
-def process_inbox(warehouse_url: str, inbox: Path, tables: dict[str, SourceTable], *, raw_schema: str,
-                  run_id: str, today: date) -> list[FileOutcome]:
-    """Load every CSV in `inbox`; archive what loaded, reject what did not. Returns one outcome per file."""
+def process_inbox(warehouse_url: str, inbox: Path, tables: dict[str, SourceTable], *, source_name: str,
+                  raw_schema: str, run_id: str, today: date) -> list[FileOutcome]:
+    """Load every CSV in `inbox`; archive what loaded, reject what did not. Returns one outcome per file.
+
+    Never raises for a file: whatever goes wrong with one (bad content, a database error) rejects that
+    file with the error, and the next file is loaded.
+    """
     inbox.mkdir(parents=True, exist_ok=True)
     outcomes = []
     with psycopg.connect(warehouse_url, autocommit=True) as connection:
         ensure_schemas(connection)
         for path in sorted(inbox.glob("*.csv")):
             try:
-                outcome = load_file(connection, path, tables, raw_schema=raw_schema, run_id=run_id)
-            except RejectedFile as rejection:
+                outcome = load_file(connection, path, tables, source_name=source_name, raw_schema=raw_schema,
+                                    run_id=run_id)
+            except Exception as error:
+                rejection = error if isinstance(error, RejectedFile) else RejectedFile(
+                    [f"loading failed: {type(error).__name__}: {str(error).strip()}; nothing from the file was "
+                     f"kept. Fix the file (or the warehouse problem named here) and drop it again"])
                 try:
                     table_name = table_for(path, tables).name
                 except RejectedFile:

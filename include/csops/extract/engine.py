@@ -1,21 +1,39 @@
 """Copy a Postgres source table into the warehouse's raw schema: incremental, streamed, idempotent.
 
-How one table is loaded:
-1. Compare the source's columns with the raw table's. New source columns are added to the raw table
-   (schema drift never fails a load); a column whose type changed is loaded through a validated cast.
-2. Read the watermark (the largest `updated_at` loaded so far) from `ops.extract_watermarks`.
-3. No watermark yet: a full load. The raw table is truncated and the source streamed into it with
-   COPY, in one transaction, then its primary key is (re)built. With the server at wal_level=minimal
-   this skips WAL entirely.
-   Otherwise: an incremental load. Rows with `updated_at >= watermark - overlap` are streamed with COPY
+How one table is loaded, all in one warehouse transaction against one repeatable-read source snapshot:
+1. Describe the source columns. Types the warehouse may not have (enums, domains, other user-defined
+   types) are read as their base type or as text. New source columns are added to the raw table (schema
+   drift never fails a load); a column whose type changed is loaded through a validated cast. The source's
+   columns, types and NOT NULL flags are recorded in `ops.source_columns` (the CSV inbox checks files
+   against them).
+2. Read the watermark (the largest `updated_at` loaded so far, never later than the source's own clock)
+   from `ops.extract_watermarks`.
+3. A full load when asked for, when there is no watermark, or when the raw table is missing or empty (a
+   watermark without data would silently skip history): the raw table is truncated and the source
+   streamed into it with COPY, then its primary key is (re)built. With the server at wal_level=minimal
+   this skips WAL. Rows the source no longer has and rows that came from CSV files are set aside first
+   and put back, so a full refresh loses neither.
+   Otherwise an incremental load: rows with `updated_at >= watermark - overlap` are streamed with COPY
    into a temporary stage table and merged on the primary key; a row is only rewritten when a value
-   actually changed, so re-running a day changes nothing.
-4. Rows that cannot be loaded (null key, duplicate key, a value that does not fit the raw column's type)
-   are moved to `ops.quarantine` with the reason and the whole record; the rest of the batch loads.
-5. Data, watermark and the audit row in `ops.extract_runs` commit together: a failed load leaves the
+   changed, so re-running a day changes nothing.
+4. Hard deletes: the source's key set is streamed into the warehouse and compared with the raw table.
+   Rows gone from the source get `_deleted_at` (when the loader first saw them missing) and stay in raw;
+   staging leaves them out. A row that comes back is un-flagged.
+5. Rows that cannot be loaded (null key, duplicate key, a value that does not fit the raw column's type)
+   go to `ops.quarantine` with the reason and the whole record, once per distinct record however many
+   runs see it; the rest of the batch loads.
+6. Data, watermark and the audit row in `ops.extract_runs` commit together: a failed load leaves the
    warehouse as it was, plus a `failed` audit row saying why.
 
+Rows supplied by a CSV file (the manual path, `csv_inbox.py`) carry `_source_file`. An extract never
+replaces such a row with an older version, and a full refresh keeps it.
+
 Nothing is held in Python memory but COPY buffers, so memory stays flat whatever the table size.
+
+The overlap's limit, honestly: a source transaction that commits more than `overlap` after the
+`updated_at` it stamped is invisible to the incremental load that ran in between and is older than the
+next one's window, so it is missed until a full refresh. Set the overlap above the source
+application's longest write transaction.
 """
 
 from __future__ import annotations
@@ -52,6 +70,7 @@ create table if not exists ops.extract_runs (
     error             text,
     primary key (run_id, source_name, table_name)
 );
+alter table ops.extract_runs add column if not exists rows_deleted bigint not null default 0;
 create table if not exists ops.extract_watermarks (
     source_name   text not null,
     table_name    text not null,
@@ -68,10 +87,36 @@ create table if not exists ops.quarantine (
     record         jsonb not null,
     quarantined_at timestamptz not null default now()
 );
+alter table ops.quarantine
+    add column if not exists record_hash text,
+    add column if not exists times_seen integer not null default 1,
+    add column if not exists last_seen_run_id text,
+    add column if not exists last_seen_at timestamptz not null default now();
+update ops.quarantine set record_hash = md5(record::text), last_seen_run_id = run_id where record_hash is null;
+delete from ops.quarantine as later using ops.quarantine as earlier
+where later.record_hash = earlier.record_hash and later.source_name = earlier.source_name
+    and later.table_name = earlier.table_name and later.quarantine_id > earlier.quarantine_id;
+create unique index if not exists quarantine_record_key on ops.quarantine (source_name, table_name, record_hash);
+create table if not exists ops.source_columns (
+    source_name   text not null,
+    table_name    text not null,
+    column_name   text not null,
+    ordinal       integer not null,
+    source_type   text not null,
+    raw_type      text not null,
+    is_required   boolean not null,
+    seen_at       timestamptz not null default now(),
+    primary key (source_name, table_name, column_name)
+);
 """
 LOADED_AT = "_loaded_at"
+DELETED_AT = "_deleted_at"
+SOURCE_FILE = "_source_file"
+BOOKKEEPING_COLUMNS = {LOADED_AT: "timestamptz not null default now()", DELETED_AT: "timestamptz",
+                       SOURCE_FILE: "text"}
 PROGRESS_EVERY_SECONDS = 10.0
 COPY_BLOCK_BYTES = 1 << 20
+DEFAULT_OVERLAP = timedelta(hours=1)
 
 
 class ExtractError(RuntimeError):
@@ -86,6 +131,13 @@ class SourceTable:
     source_schema: str = "public"
 
 
+@dataclass(frozen=True)
+class SourceColumn:
+    source_type: str
+    raw_type: str  # the type the warehouse stores: the source type, or its base type / text
+    is_required: bool
+
+
 @dataclass
 class LoadResult:
     source_name: str
@@ -96,6 +148,7 @@ class LoadResult:
     rows_read: int = 0
     rows_inserted: int = 0
     rows_updated: int = 0
+    rows_deleted: int = 0
     rows_quarantined: int = 0
     watermark_from: datetime | None = None
     watermark_to: datetime | None = None
@@ -119,27 +172,69 @@ def ensure_schemas(connection: psycopg.Connection, *raw_schemas: str) -> None:
             connection.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
 
 
+def qualified_name(connection: psycopg.Connection, schema: str, table: str) -> str:
+    return sql.Identifier(schema, table).as_string(connection)
+
+
 def table_columns(connection: psycopg.Connection, schema: str, table: str) -> dict[str, str]:
     """Column name -> SQL type, in table order; empty when the table does not exist."""
     rows = connection.execute(
         """
-        select attribute.attname, format_type(attribute.atttypid, attribute.atttypmod)
-        from pg_attribute as attribute
-        join pg_class as relation on relation.oid = attribute.attrelid
-        join pg_namespace as namespace on namespace.oid = relation.relnamespace
-        where namespace.nspname = %s and relation.relname = %s
-            and attribute.attnum > 0 and not attribute.attisdropped
-        order by attribute.attnum
+        select attname, format_type(atttypid, atttypmod) from pg_attribute
+        where attrelid = to_regclass(%s) and attnum > 0 and not attisdropped
+        order by attnum
         """,
-        (schema, table),
+        (qualified_name(connection, schema, table),),
     ).fetchall()
     return dict(rows)
 
 
+def source_columns(connection: psycopg.Connection, table: SourceTable) -> dict[str, SourceColumn]:
+    """The source table's columns in order; types outside pg_catalog are mapped to ones every Postgres has.
+
+    A domain becomes its base type (following domains over domains); an enum, a composite, an array of
+    those or an extension's type becomes text, which every such value can be cast to.
+    """
+    rows = connection.execute(
+        """
+        with recursive attributes as (
+            select attnum, attname, format_type(atttypid, atttypmod) as source_type, attnotnull,
+                atttypid as type_oid, atttypmod as type_mod
+            from pg_attribute
+            where attrelid = to_regclass(%s) and attnum > 0 and not attisdropped
+        ),
+        resolved as (
+            select attnum, type_oid, type_mod, 0 as depth from attributes
+            union all
+            select resolved.attnum, domain_type.typbasetype, domain_type.typtypmod, resolved.depth + 1
+            from resolved
+            join pg_type as domain_type on domain_type.oid = resolved.type_oid and domain_type.typtype = 'd'
+        ),
+        base as (
+            select distinct on (attnum) attnum, type_oid, type_mod from resolved order by attnum, depth desc
+        )
+        select attributes.attname, attributes.source_type,
+            case when namespace.nspname = 'pg_catalog' and base_type.typtype <> 'c'
+                    and coalesce(element_namespace.nspname, 'pg_catalog') = 'pg_catalog'
+                then format_type(base.type_oid, base.type_mod) else 'text' end as raw_type,
+            attributes.attnotnull
+        from attributes
+        join base on base.attnum = attributes.attnum
+        join pg_type as base_type on base_type.oid = base.type_oid
+        join pg_namespace as namespace on namespace.oid = base_type.typnamespace
+        left join pg_type as element_type on element_type.oid = nullif(base_type.typelem, 0)
+            and base_type.typcategory = 'A'
+        left join pg_namespace as element_namespace on element_namespace.oid = element_type.typnamespace
+        order by attributes.attnum
+        """,
+        (qualified_name(connection, table.source_schema, table.name),),
+    ).fetchall()
+    return {name: SourceColumn(source_type, raw_type, required) for name, source_type, raw_type, required in rows}
+
+
 def source_enforces_key(connection: psycopg.Connection, table: SourceTable) -> bool:
     """True when the source's own constraints rule out null and duplicate keys, so checks can be skipped."""
-    relation = f"{sql.Identifier(table.source_schema).as_string(connection)}." \
-               f"{sql.Identifier(table.name).as_string(connection)}"
+    relation = qualified_name(connection, table.source_schema, table.name)
     not_null = connection.execute(
         "select coalesce(bool_and(attnotnull), false) from pg_attribute "
         "where attrelid = to_regclass(%s) and attname = any(%s)", (relation, list(table.primary_key))).fetchone()[0]
@@ -159,18 +254,42 @@ def identifiers(names) -> sql.Composed:
     return sql.SQL(", ").join(sql.Identifier(name) for name in names)
 
 
+def key_matches(left: str, right: str, key: tuple[str, ...]) -> sql.Composed:
+    """`left.k1 = right.k1 and ...` for the key columns."""
+    return sql.SQL(" and ").join(sql.SQL("{}.{} = {}.{}").format(sql.Identifier(left), sql.Identifier(column),
+                                                                 sql.Identifier(right), sql.Identifier(column))
+                                 for column in key)
+
+
 def quarantine_rows(connection: psycopg.Connection, relation: sql.Composable, condition: sql.Composable,
                     reason: sql.Composable, *, source_name: str, table_name: str, run_id: str) -> int:
-    """Move the rows of `relation` matching `condition` to ops.quarantine with `reason` (an SQL expression)."""
+    """Move the rows of `relation` matching `condition` to ops.quarantine with `reason` (an SQL expression).
+
+    Returns how many rows were set aside. A record already in quarantine for this table (an overlapping
+    or retried run saw it before) is not stored again: its `times_seen`, `last_seen_at` and
+    `last_seen_run_id` move on instead.
+    """
     statement = sql.SQL("""
-        with bad as (delete from {relation} as candidate where {condition} returning candidate.*)
-        insert into ops.quarantine (source_name, table_name, run_id, reason, record)
-        select {source_name}, {table_name}, {run_id}, {reason}, to_jsonb(candidate) - {loaded_at}
-        from bad as candidate
+        with bad as (delete from {relation} as candidate where {condition} returning candidate.*),
+        described as (
+            select {reason} as reason, to_jsonb(candidate) - {bookkeeping} as record from bad as candidate
+        ),
+        stored as (
+            insert into ops.quarantine (source_name, table_name, run_id, last_seen_run_id, reason, record,
+                                        record_hash)
+            select distinct on (md5(record::text)) {source_name}, {table_name}, {run_id}, {run_id}, reason, record,
+                md5(record::text)
+            from described
+            on conflict (source_name, table_name, record_hash) do update set
+                times_seen = ops.quarantine.times_seen + 1, last_seen_at = now(),
+                last_seen_run_id = excluded.last_seen_run_id, reason = excluded.reason
+        )
+        select count(*) from described
     """).format(relation=relation, condition=condition, reason=reason, source_name=sql.Literal(source_name),
-                table_name=sql.Literal(table_name), run_id=sql.Literal(run_id), loaded_at=sql.Literal(LOADED_AT))
+                table_name=sql.Literal(table_name), run_id=sql.Literal(run_id),
+                bookkeeping=sql.Literal(list(BOOKKEEPING_COLUMNS)) + sql.SQL("::text[]"))
     # No query parameters: reasons may hold format() templates whose % must reach Postgres untouched.
-    return connection.execute(statement).rowcount
+    return connection.execute(statement).fetchone()[0]
 
 
 def quarantine_null_keys(connection, relation, key: tuple[str, ...], **labels) -> int:
@@ -210,32 +329,49 @@ def quarantine_bad_values(connection, relation, column: str, target_type: str, q
 
 
 def merge_into(connection: psycopg.Connection, stage: sql.Composable, target: sql.Composable,
-               columns: list[str], key: tuple[str, ...], casts: dict[str, str]) -> tuple[int, int]:
+               columns: list[str], key: tuple[str, ...], casts: dict[str, str], *, version_column: str,
+               source_file: str | None = None) -> tuple[int, int]:
     """Upsert `stage` into `target` on `key`; rows are only rewritten when a value differs.
 
-    Returns (inserted, updated). `casts` maps a column to the target type it must be cast to.
+    Returns (inserted, updated). `casts` maps a column to the target type it must be cast to. Rows from
+    the extract (`source_file` None) never replace a row a CSV file supplied with an older version
+    (`version_column`, the watermark column, says which is newer); rows from a CSV file replace an
+    extracted row only when strictly newer, and an earlier file's row when at least as new.
     """
-    select_list = sql.SQL(", ").join(
-        sql.SQL("{c}::text::{t}").format(c=sql.Identifier(c), t=sql.SQL(casts[c])) if c in casts
-        else sql.Identifier(c) for c in columns)
+    select_list = [sql.SQL("{c}::text::{t}").format(c=sql.Identifier(c), t=sql.SQL(casts[c])) if c in casts
+                   else sql.Identifier(c) for c in columns]
+    insert_columns = list(columns)
+    if source_file is not None:
+        select_list.append(sql.Literal(source_file))
+        insert_columns.append(SOURCE_FILE)
     non_key = [c for c in columns if c not in key]
-    assignments = sql.SQL(", ").join(
-        [sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in non_key]
-        + [sql.SQL("{c} = now()").format(c=sql.Identifier(LOADED_AT))])
-    target_values = sql.SQL(", ").join(sql.SQL("target.{}").format(sql.Identifier(c)) for c in non_key)
-    new_values = sql.SQL(", ").join(sql.SQL("excluded.{}").format(sql.Identifier(c)) for c in non_key)
+    version = sql.Identifier(version_column)
+    if source_file is None:
+        newer = sql.SQL("(target.{file} is null or target.{v} <= excluded.{v})")
+    else:
+        newer = sql.SQL("(target.{v} < excluded.{v} or (target.{file} is not null and target.{v} <= excluded.{v}))")
+    newer = newer.format(file=sql.Identifier(SOURCE_FILE), v=version)
+    if non_key:
+        assignments = sql.SQL(", ").join(
+            [sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in non_key]
+            + [sql.SQL("{c} = now()").format(c=sql.Identifier(LOADED_AT)),
+               sql.SQL("{c} = {v}").format(c=sql.Identifier(SOURCE_FILE), v=sql.Literal(source_file))])
+        changed = sql.SQL("({}) is distinct from ({})").format(
+            sql.SQL(", ").join(sql.SQL("target.{}").format(sql.Identifier(c)) for c in [key[0], *non_key]),
+            sql.SQL(", ").join(sql.SQL("excluded.{}").format(sql.Identifier(c)) for c in [key[0], *non_key]))
+        conflict = sql.SQL("do update set {} where {} and {}").format(assignments, changed, newer)
+    else:  # a file of keys only: it can add keys, there is nothing to update
+        conflict = sql.SQL("do nothing")
     statement = sql.SQL("""
         with merged as (
             insert into {target} as target ({columns})
             select {select_list} from {stage}
-            on conflict ({key}) do update set {assignments}
-            where (target.{first}, {target_values}) is distinct from (excluded.{first}, {new_values})
+            on conflict ({key}) {conflict}
             returning (xmax = 0) as inserted
         )
         select count(*) filter (where inserted), count(*) filter (where not inserted) from merged
-    """).format(target=target, columns=identifiers(columns), select_list=select_list, stage=stage,
-                key=identifiers(key), assignments=assignments, first=sql.Identifier(key[0]),
-                target_values=target_values, new_values=new_values)
+    """).format(target=target, columns=identifiers(insert_columns), select_list=sql.SQL(", ").join(select_list),
+                stage=stage, key=identifiers(key), conflict=conflict)
     inserted, updated = connection.execute(statement).fetchone()
     return inserted, updated
 
@@ -246,10 +382,8 @@ def ensure_primary_key(connection, target: sql.Composable, table: str, key: tupl
 
 
 def has_primary_key(connection, schema: str, table: str) -> bool:
-    return connection.execute(
-        "select 1 from pg_constraint where conrelid = to_regclass(%s) and contype = 'p'",
-        (f"{sql.Identifier(schema).as_string(connection)}.{sql.Identifier(table).as_string(connection)}",),
-    ).fetchone() is not None
+    return connection.execute("select 1 from pg_constraint where conrelid = to_regclass(%s) and contype = 'p'",
+                              (qualified_name(connection, schema, table),)).fetchone() is not None
 
 
 def stream(source: psycopg.Connection, query: sql.Composable, target_cursor: psycopg.Cursor,
@@ -303,7 +437,7 @@ def stream(source: psycopg.Connection, query: sql.Composable, target_cursor: psy
 
 
 def load_table(source_url: str, warehouse_url: str, table: SourceTable, *, source_name: str, raw_schema: str,
-               run_id: str, overlap: timedelta = timedelta(hours=1), full_refresh: bool = False) -> LoadResult:
+               run_id: str, overlap: timedelta = DEFAULT_OVERLAP, full_refresh: bool = False) -> LoadResult:
     """Bring `raw_schema.table` up to date with the source table. See the module docstring for the steps."""
     result = LoadResult(source_name=source_name, table_name=table.name, run_id=run_id)
     clock = time.monotonic()
@@ -320,73 +454,120 @@ def load_table(source_url: str, warehouse_url: str, table: SourceTable, *, sourc
             with warehouse.transaction():
                 record_run(warehouse, result)
             raise
-    log.info("%s.%s: %s load, %s read, %s inserted, %s updated, %s quarantined in %.1fs", raw_schema,
+    log.info("%s.%s: %s load, %s read, %s inserted, %s updated, %s deleted, %s quarantined in %.1fs", raw_schema,
              table.name, result.load_mode, result.rows_read, result.rows_inserted, result.rows_updated,
-             result.rows_quarantined, result.duration_seconds)
+             result.rows_deleted, result.rows_quarantined, result.duration_seconds)
     return result
+
+
+def column_definitions(columns: dict[str, str]) -> sql.Composed:
+    return sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in columns.items())
+
+
+def prepare_raw_table(warehouse: psycopg.Connection, table: SourceTable, columns: dict[str, SourceColumn],
+                      result: LoadResult, raw_schema: str) -> dict[str, str]:
+    """Create or extend the raw table to hold the source's columns; return the casts retyped columns need."""
+    target = sql.Identifier(raw_schema, table.name)
+    raw_columns = table_columns(warehouse, raw_schema, table.name)
+    if not raw_columns:
+        warehouse.execute(sql.SQL("create table {} ({})").format(
+            target, column_definitions({c: column.raw_type for c, column in columns.items()}
+                                       | BOOKKEEPING_COLUMNS)))
+        raw_columns = table_columns(warehouse, raw_schema, table.name)
+    for column, definition in ({c: column.raw_type for c, column in columns.items()} | BOOKKEEPING_COLUMNS).items():
+        if column not in raw_columns:
+            warehouse.execute(sql.SQL("alter table {} add column {} {}").format(
+                target, sql.Identifier(column), sql.SQL(definition)))
+            if column not in BOOKKEEPING_COLUMNS:
+                result.added_columns.append(column)
+                log.warning("%s.%s: new source column %s (%s) added to the raw table", raw_schema, table.name,
+                            column, definition)
+    casts = {c: raw_columns[c] for c, column in columns.items()
+             if c in raw_columns and raw_columns[c] != column.raw_type}
+    result.retyped_columns = sorted(casts)
+    for column, raw_type in casts.items():
+        log.warning("%s.%s: column %s is %s in the source but %s in the raw table; values are cast and rows "
+                    "that do not fit are quarantined", raw_schema, table.name, column, columns[column].raw_type,
+                    raw_type)
+    return casts
+
+
+def record_source_columns(warehouse: psycopg.Connection, source_name: str, table: str,
+                          columns: dict[str, SourceColumn]) -> None:
+    warehouse.execute("delete from ops.source_columns where source_name = %s and table_name = %s",
+                      (source_name, table))
+    with warehouse.cursor().copy("copy ops.source_columns (source_name, table_name, column_name, ordinal, "
+                                 "source_type, raw_type, is_required) from stdin") as copy:
+        for ordinal, (name, column) in enumerate(columns.items(), start=1):
+            copy.write_row((source_name, table, name, ordinal, column.source_type, column.raw_type,
+                            column.is_required))
 
 
 def _load(source: psycopg.Connection, warehouse: psycopg.Connection, table: SourceTable, result: LoadResult, *,
           raw_schema: str, overlap: timedelta, full_refresh: bool, clock: float) -> None:
-    source_columns = table_columns(source, table.source_schema, table.name)
-    if not source_columns:
-        raise ExtractError(f"source table {table.source_schema}.{table.name} does not exist (or is not "
-                           f"visible to the connection's user); check the source connection or drop the table "
-                           f"from the extract list")
-    missing = [c for c in (*table.primary_key, table.watermark_column) if c not in source_columns]
-    if missing:
-        raise ExtractError(f"source table {table.name} has no column(s) {', '.join(missing)}, which the extract "
-                           f"list declares as its key / watermark; update the table's declaration")
-    target = sql.Identifier(raw_schema, table.name)
-    labels = {"source_name": result.source_name, "table_name": table.name, "run_id": result.run_id}
-    columns = list(source_columns)
-    column_list = identifiers(columns)
-
-    # A repeatable-read snapshot: the watermark's upper bound and the rows copied agree.
+    # A repeatable-read snapshot: the watermark's upper bound, the rows copied and the key set agree.
     source.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     source.read_only = True
     with source.transaction(), warehouse.transaction():
-        raw_columns = table_columns(warehouse, raw_schema, table.name)
-        if not raw_columns:
-            warehouse.execute(sql.SQL("create table {target} ({definitions}, {loaded_at} timestamptz not null "
-                                      "default now())").format(
-                target=target, loaded_at=sql.Identifier(LOADED_AT),
-                definitions=sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t))
-                                               for c, t in source_columns.items())))
-        for column, column_type in source_columns.items():
-            if raw_columns and column not in raw_columns:
-                warehouse.execute(sql.SQL("alter table {} add column {} {}").format(
-                    target, sql.Identifier(column), sql.SQL(column_type)))
-                result.added_columns.append(column)
-                log.warning("%s.%s: new source column %s (%s) added to the raw table", raw_schema, table.name,
-                            column, column_type)
-        casts = {c: raw_columns[c] for c, t in source_columns.items()
-                 if c in raw_columns and raw_columns[c] != t}
-        result.retyped_columns = sorted(casts)
-        for column, raw_type in casts.items():
-            log.warning("%s.%s: column %s is %s in the source but %s in the raw table; values are cast and rows "
-                        "that do not fit are quarantined", raw_schema, table.name, column,
-                        source_columns[column], raw_type)
+        columns = source_columns(source, table)
+        if not columns:
+            raise ExtractError(f"source table {table.source_schema}.{table.name} does not exist (or is not "
+                               f"visible to the connection's user); check the source connection or drop the "
+                               f"table from the extract list")
+        missing = [c for c in (*table.primary_key, table.watermark_column) if c not in columns]
+        if missing:
+            raise ExtractError(f"source table {table.name} has no column(s) {', '.join(missing)}, which the "
+                               f"extract list declares as its key / watermark; update the table's declaration")
+        target = sql.Identifier(raw_schema, table.name)
+        label = f"{raw_schema}.{table.name}"
+        labels = {"source_name": result.source_name, "table_name": table.name, "run_id": result.run_id}
+        names = list(columns)
+        column_list = identifiers(names)
+        # Types the warehouse may not have are read as their base type or text (see source_columns).
+        select_list = sql.SQL(", ").join(
+            sql.SQL("{c}::{t} as {c}").format(c=sql.Identifier(c), t=sql.SQL(column.raw_type))
+            if column.raw_type != column.source_type else sql.Identifier(c) for c, column in columns.items())
+        source_relation = sql.Identifier(table.source_schema, table.name)
+        raw_types = {c: column.raw_type for c, column in columns.items()}
 
+        casts = prepare_raw_table(warehouse, table, columns, result, raw_schema)
+        raw_column_names = list(table_columns(warehouse, raw_schema, table.name))
+        record_source_columns(warehouse, result.source_name, table.name, columns)
         watermark = warehouse.execute(
             "select watermark from ops.extract_watermarks where source_name = %s and table_name = %s",
             (result.source_name, table.name)).fetchone()
         watermark = watermark[0] if watermark else None
-        upper = source.execute(sql.SQL("select max({}) from {}").format(
-            sql.Identifier(table.watermark_column), sql.Identifier(table.source_schema, table.name))).fetchone()[0]
-        full = full_refresh or watermark is None
+        # Never past the source's own clock: a row stamped in the future must not hide later changes.
+        upper = source.execute(sql.SQL("select least(max({}), now()) from {}").format(
+            sql.Identifier(table.watermark_column), source_relation)).fetchone()[0]
+        raw_has_rows = warehouse.execute(sql.SQL("select exists (select from {})").format(target)).fetchone()[0]
+        if watermark is not None and not raw_has_rows and not full_refresh:
+            log.warning("%s is empty but a watermark (%s) exists: loading in full so no history is skipped",
+                        label, watermark)
+        full = full_refresh or watermark is None or not raw_has_rows
         result.load_mode = "full" if full else "incremental"
         result.watermark_from = None if full else watermark - overlap
         result.watermark_to = upper if upper is not None else watermark
-        source_relation = sql.Identifier(table.source_schema, table.name)
-        label = f"{raw_schema}.{table.name}"
+
+        source_keys = sql.Identifier(f"source_keys_{table.name}")
+        if raw_has_rows:
+            key_types = {c: raw_types[c] for c in table.primary_key}
+            warehouse.execute(sql.SQL("create temporary table {} ({}) on commit drop").format(
+                source_keys, column_definitions(key_types)))
+            stream(source, sql.SQL("select {} from {}").format(
+                sql.SQL(", ").join(sql.SQL("{c}::{t}").format(c=sql.Identifier(c), t=sql.SQL(t))
+                                   for c, t in key_types.items()), source_relation),
+                warehouse.cursor(), source_keys, identifiers(table.primary_key), f"{label} keys")
+            warehouse.execute(sql.SQL("analyze {}").format(source_keys))
 
         if full and not casts:
+            if raw_has_rows:
+                result.rows_deleted = set_aside_rows_to_keep(warehouse, target, table.primary_key, source_keys)
             # Straight into the raw table: no index to maintain while copying, key rebuilt afterwards.
             warehouse.execute(sql.SQL("alter table {} drop constraint if exists {}").format(
                 target, sql.Identifier(f"{table.name}_pkey")))
             warehouse.execute(sql.SQL("truncate {}").format(target))
-            everything = sql.SQL("select {} from {}").format(column_list, source_relation)
+            everything = sql.SQL("select {} from {}").format(select_list, source_relation)
             result.rows_read = stream(source, everything, warehouse.cursor(), target, column_list, label)
             try:
                 with warehouse.transaction():
@@ -397,13 +578,16 @@ def _load(source: psycopg.Connection, warehouse: psycopg.Connection, table: Sour
                     warehouse, target, table.primary_key, table.watermark_column, **labels)
                 ensure_primary_key(warehouse, target, table.name, table.primary_key)
             result.rows_inserted = result.rows_read - result.rows_quarantined
+            if raw_has_rows:
+                put_back_kept_rows(warehouse, target, table, raw_column_names)
         else:
             stage = sql.Identifier(f"stage_{table.name}")
-            warehouse.execute(sql.SQL("create temporary table {stage} ({definitions}) on commit drop").format(
-                stage=stage, definitions=sql.SQL(", ").join(
-                    sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in source_columns.items())))
-            query = sql.SQL("select {} from {}").format(column_list, source_relation)
+            warehouse.execute(sql.SQL("create temporary table {} ({}) on commit drop").format(
+                stage, column_definitions(raw_types)))
+            query = sql.SQL("select {} from {}").format(select_list, source_relation)
             if full:
+                if raw_has_rows:
+                    result.rows_deleted = set_aside_rows_to_keep(warehouse, target, table.primary_key, source_keys)
                 warehouse.execute(sql.SQL("truncate {}").format(target))
             else:
                 query += sql.SQL(" where {} >= {}").format(sql.Identifier(table.watermark_column),
@@ -421,11 +605,18 @@ def _load(source: psycopg.Connection, warehouse: psycopg.Connection, table: Sour
             if not has_primary_key(warehouse, raw_schema, table.name):
                 ensure_primary_key(warehouse, target, table.name, table.primary_key)
             result.rows_inserted, result.rows_updated = merge_into(
-                warehouse, stage, target, columns, table.primary_key, casts)
+                warehouse, stage, target, names, table.primary_key, casts, version_column=table.watermark_column)
+            if full and raw_has_rows:
+                put_back_kept_rows(warehouse, target, table, raw_column_names)
+            elif raw_has_rows:
+                result.rows_deleted = flag_deleted_rows(warehouse, target, table.primary_key, source_keys)
 
         if result.rows_quarantined:
-            log.warning("%s: %s row(s) quarantined; see ops.quarantine where run_id = %r", label,
+            log.warning("%s: %s row(s) quarantined; see ops.quarantine where last_seen_run_id = %r", label,
                         result.rows_quarantined, result.run_id)
+        if result.rows_deleted:
+            log.warning("%s: %s row(s) deleted in the source, flagged with %s", label, result.rows_deleted,
+                        DELETED_AT)
         if upper is not None:
             warehouse.execute(
                 """
@@ -439,28 +630,86 @@ def _load(source: psycopg.Connection, warehouse: psycopg.Connection, table: Sour
         record_run(warehouse, result)
 
 
+def flag_deleted_rows(warehouse: psycopg.Connection, target: sql.Composable, key: tuple[str, ...],
+                      source_keys: sql.Composable) -> int:
+    """Flag extracted rows whose key the source no longer has; un-flag rows whose key came back.
+
+    Rows supplied by CSV files are left alone: their keys need not exist in the source.
+    Returns how many rows were newly flagged.
+    """
+    deleted = warehouse.execute(sql.SQL("""
+        update {target} as raw set {deleted_at} = now()
+        where raw.{deleted_at} is null and raw.{source_file} is null
+            and not exists (select from {source_keys} as source_key where {matches})
+    """).format(target=target, deleted_at=sql.Identifier(DELETED_AT), source_file=sql.Identifier(SOURCE_FILE),
+                source_keys=source_keys, matches=key_matches("raw", "source_key", key))).rowcount
+    warehouse.execute(sql.SQL("""
+        update {target} as raw set {deleted_at} = null
+        where raw.{deleted_at} is not null and exists (select from {source_keys} as source_key where {matches})
+    """).format(target=target, deleted_at=sql.Identifier(DELETED_AT), source_keys=source_keys,
+                matches=key_matches("raw", "source_key", key)))
+    return deleted
+
+
+def set_aside_rows_to_keep(warehouse: psycopg.Connection, target: sql.Composable, key: tuple[str, ...],
+                           source_keys: sql.Composable) -> int:
+    """Before a full reload truncates `target`: keep its CSV rows and the rows the source no longer has.
+
+    The latter are flagged deleted (if not already). Returns how many rows were newly flagged.
+    """
+    warehouse.execute(sql.SQL("""
+        create temporary table kept_rows on commit drop as
+        select * from {target} as raw
+        where raw.{source_file} is not null or raw.{deleted_at} is not null
+            or not exists (select from {source_keys} as source_key where {matches})
+    """).format(target=target, source_file=sql.Identifier(SOURCE_FILE), deleted_at=sql.Identifier(DELETED_AT),
+                source_keys=source_keys, matches=key_matches("raw", "source_key", key)))
+    return warehouse.execute(sql.SQL("""
+        update kept_rows as kept set {deleted_at} = now()
+        where kept.{deleted_at} is null and kept.{source_file} is null
+            and not exists (select from {source_keys} as source_key where {matches})
+    """).format(deleted_at=sql.Identifier(DELETED_AT), source_file=sql.Identifier(SOURCE_FILE),
+                source_keys=source_keys, matches=key_matches("kept", "source_key", key))).rowcount
+
+
+def put_back_kept_rows(warehouse: psycopg.Connection, target: sql.Composable, table: SourceTable,
+                       columns: list[str]) -> None:
+    """After a full reload: rows the source no longer has come back flagged; a CSV row comes back unless
+    the source now has a version at least as new (the same rule as every extract)."""
+    non_key = [c for c in columns if c not in table.primary_key]
+    warehouse.execute(sql.SQL("""
+        insert into {target} as target ({columns})
+        select {columns} from kept_rows
+        on conflict ({key}) do update set {assignments}
+        where excluded.{source_file} is not null and target.{version} < excluded.{version}
+    """).format(target=target, columns=identifiers(columns), key=identifiers(table.primary_key),
+                assignments=sql.SQL(", ").join(sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c))
+                                               for c in non_key),
+                source_file=sql.Identifier(SOURCE_FILE), version=sql.Identifier(table.watermark_column)))
+
+
 def record_run(connection: psycopg.Connection, result: LoadResult) -> None:
     """Write (or, for a re-run of the same run id, replace) the audit row of one table load."""
     connection.execute(
         """
         insert into ops.extract_runs (
             run_id, source_name, table_name, load_mode, status, rows_read, rows_inserted, rows_updated,
-            rows_quarantined, watermark_from, watermark_to, added_columns, retyped_columns, started_at,
-            finished_at, duration_seconds, error
+            rows_deleted, rows_quarantined, watermark_from, watermark_to, added_columns, retyped_columns,
+            started_at, finished_at, duration_seconds, error
         ) values (
-            %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+            %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
             coalesce(%s, clock_timestamp()), clock_timestamp(), %s, %s
         )
         on conflict (run_id, source_name, table_name) do update set
             load_mode = excluded.load_mode, status = excluded.status, rows_read = excluded.rows_read,
             rows_inserted = excluded.rows_inserted, rows_updated = excluded.rows_updated,
-            rows_quarantined = excluded.rows_quarantined, watermark_from = excluded.watermark_from,
-            watermark_to = excluded.watermark_to, added_columns = excluded.added_columns,
-            retyped_columns = excluded.retyped_columns, started_at = excluded.started_at,
-            finished_at = excluded.finished_at, duration_seconds = excluded.duration_seconds,
-            error = excluded.error
+            rows_deleted = excluded.rows_deleted, rows_quarantined = excluded.rows_quarantined,
+            watermark_from = excluded.watermark_from, watermark_to = excluded.watermark_to,
+            added_columns = excluded.added_columns, retyped_columns = excluded.retyped_columns,
+            started_at = excluded.started_at, finished_at = excluded.finished_at,
+            duration_seconds = excluded.duration_seconds, error = excluded.error
         """,
         (result.run_id, result.source_name, result.table_name, result.load_mode, result.status, result.rows_read,
-         result.rows_inserted, result.rows_updated, result.rows_quarantined, result.watermark_from,
-         result.watermark_to, result.added_columns, result.retyped_columns, result.started_at,
-         round(result.duration_seconds, 3), result.error))
+         result.rows_inserted, result.rows_updated, result.rows_deleted, result.rows_quarantined,
+         result.watermark_from, result.watermark_to, result.added_columns, result.retyped_columns,
+         result.started_at, round(result.duration_seconds, 3), result.error))
