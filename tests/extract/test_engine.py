@@ -152,10 +152,20 @@ def test_failed_load_leaves_the_raw_table_untouched(nexpro_url, warehouse_url):
     load(nexpro_url, warehouse_url, "users", run_id="day-1")
     before = snapshot(warehouse_url, "raw_nexpro.users", "user_id")
     execute(nexpro_url, "update users set display_name = 'changed'")
-    bad = SourceTable("users", ("no_such_key",))
-    with pytest.raises(ExtractError, match="no column"):
-        load_table(nexpro_url, warehouse_url, bad, source_name=SOURCE_NAME, raw_schema=RAW_SCHEMA, run_id="day-2")
+    execute(nexpro_url, "update users set display_name = 'boom' where user_id = (select max(user_id) from users)")
+    # The warehouse refuses one row while the full reload is already under way: after the truncate and
+    # most of the COPY. Everything before it must roll back.
+    execute(warehouse_url, "alter table raw_nexpro.users add constraint no_boom check (display_name <> 'boom') "
+                           "not valid")
+
+    with pytest.raises(psycopg.errors.CheckViolation):
+        load(nexpro_url, warehouse_url, "users", run_id="day-2", full_refresh=True)
+
     assert snapshot(warehouse_url, "raw_nexpro.users", "user_id") == before
+    assert execute(warehouse_url, "select status, error from ops.extract_runs where run_id = 'day-2'"
+                   ).fetchone()[0] == "failed"
+    watermarks = execute(warehouse_url, "select count(distinct watermark) from ops.extract_watermarks").fetchone()
+    assert watermarks == (1,)
 
 
 def test_source_error_mid_copy_is_raised_and_nothing_is_written(nexpro_url, warehouse_url):
@@ -204,3 +214,101 @@ def test_increment_checks_keys_once_the_source_stops_enforcing_them(nexpro_url, 
     assert (result.rows_quarantined, result.rows_inserted) == (2, 1)
     reasons = [reason for (reason,) in execute(warehouse_url, "select reason from ops.quarantine").fetchall()]
     assert len(reasons) == 2 and any(reason.startswith("duplicate primary key") for reason in reasons)
+
+
+def test_dropped_raw_table_is_reloaded_in_full_although_a_watermark_exists(nexpro_url, warehouse_url):
+    load(nexpro_url, warehouse_url, "webinars", run_id="day-1")
+    execute(warehouse_url, "drop table raw_nexpro.webinars")
+
+    result = load(nexpro_url, warehouse_url, "webinars", run_id="day-2")
+
+    assert result.load_mode == "full"
+    assert snapshot(warehouse_url, "raw_nexpro.webinars", "webinar_id") == snapshot(nexpro_url, "webinars",
+                                                                                      "webinar_id")
+
+
+def test_emptied_raw_table_is_reloaded_in_full(nexpro_url, warehouse_url):
+    load(nexpro_url, warehouse_url, "users", run_id="day-1")
+    execute(warehouse_url, "truncate raw_nexpro.users")
+    result = load(nexpro_url, warehouse_url, "users", run_id="day-2")
+    assert result.load_mode == "full" and result.rows_inserted == result.rows_read > 0
+
+
+def test_a_future_dated_row_does_not_hide_later_changes(nexpro_url, warehouse_url):
+    execute(nexpro_url, "alter table users disable trigger user")
+    execute(nexpro_url, "update users set updated_at = now() + interval '30 days' "
+                        "where user_id = (select min(user_id) from users)")
+    first = load(nexpro_url, warehouse_url, "users", run_id="day-1")
+    source_now = execute(nexpro_url, "select now()").fetchone()[0]
+    assert first.watermark_to <= source_now, "the watermark never passes the source's clock"
+
+    execute(nexpro_url, "update users set display_name = '変更後', updated_at = now() "
+                        "where user_id = (select max(user_id) from users)")
+    second = load(nexpro_url, warehouse_url, "users", run_id="day-2")
+
+    assert second.rows_updated == 1
+    changed = execute(warehouse_url, "select display_name from raw_nexpro.users "
+                                     "where user_id = (select max(user_id) from raw_nexpro.users)").fetchone()
+    assert changed == ("変更後",)
+
+
+def test_hard_deletes_are_flagged_kept_and_unflagged_when_the_row_returns(nexpro_url, warehouse_url):
+    load(nexpro_url, warehouse_url, "feature_events", run_id="day-1")
+    gone = execute(nexpro_url, "delete from feature_events where feature_event_id in (1, 2) returning *").fetchall()
+
+    second = load(nexpro_url, warehouse_url, "feature_events", run_id="day-2")
+
+    assert second.rows_deleted == 2
+    flagged = execute(warehouse_url, "select feature_event_id, _deleted_at is not null from raw_nexpro.feature_events "
+                                     "where feature_event_id in (1, 2, 3) order by 1").fetchall()
+    assert flagged == [(1, True), (2, True), (3, False)], "deleted rows stay, flagged; others are untouched"
+    audit = execute(warehouse_url, "select rows_deleted from ops.extract_runs where run_id = 'day-2'").fetchone()
+    assert audit == (2,)
+
+    refreshed = load(nexpro_url, warehouse_url, "feature_events", run_id="day-3", full_refresh=True)
+    assert refreshed.rows_deleted == 0, "already flagged"
+    assert execute(warehouse_url, "select count(*) from raw_nexpro.feature_events where _deleted_at is not null"
+                   ).fetchone()[0] == 2, "a full refresh keeps the trace of deleted rows"
+
+    with psycopg.connect(nexpro_url, autocommit=True) as connection, \
+            connection.cursor().copy("copy feature_events from stdin") as copy:
+        copy.write_row(gone[0])
+    load(nexpro_url, warehouse_url, "feature_events", run_id="day-4")
+    assert execute(warehouse_url, "select feature_event_id from raw_nexpro.feature_events "
+                                  "where _deleted_at is not null").fetchall() == [(2,)]
+
+
+def test_the_same_bad_row_seen_by_two_runs_is_quarantined_once(nexpro_url, warehouse_url):
+    load(nexpro_url, warehouse_url, "viewing_sessions", run_id="day-1")
+    execute(nexpro_url, "alter table viewing_sessions alter column watch_seconds type text")
+    execute(nexpro_url, "update viewing_sessions set watch_seconds = '12分' where viewing_session_id = 1")
+
+    first = load(nexpro_url, warehouse_url, "viewing_sessions", run_id="day-2")
+    second = load(nexpro_url, warehouse_url, "viewing_sessions", run_id="day-3")  # the overlap re-reads it
+
+    assert first.rows_quarantined == second.rows_quarantined == 1
+    rows = execute(warehouse_url, "select run_id, last_seen_run_id, times_seen from ops.quarantine").fetchall()
+    assert rows == [("day-2", "day-3", 2)]
+
+
+def test_enum_and_domain_columns_load_as_their_base_types(nexpro_url, warehouse_url):
+    execute(nexpro_url, """
+        create type webinar_status as enum ('scheduled', 'held', 'cancelled');
+        create domain positive_seconds as integer check (value >= 0);
+        alter table webinars drop constraint webinars_status_check,
+            alter column status type webinar_status using status::webinar_status;
+        alter table viewing_sessions alter column watch_seconds type positive_seconds;
+    """)
+
+    load(nexpro_url, warehouse_url, "webinars")
+    load(nexpro_url, warehouse_url, "viewing_sessions")
+
+    types = execute(warehouse_url, """
+        select table_name, data_type from information_schema.columns
+        where table_schema = 'raw_nexpro' and column_name in ('status', 'watch_seconds') order by 1
+    """).fetchall()
+    assert types == [("viewing_sessions", "integer"), ("webinars", "text")]
+    assert snapshot(warehouse_url, "raw_nexpro.webinars", "webinar_id") == snapshot(
+        nexpro_url, "(select webinar_id, tenant_id, host_user_id, title, webinar_type, status::text, "
+                    "scheduled_start_at, started_at, ended_at, created_at, updated_at from webinars) as w",
+        "webinar_id")
