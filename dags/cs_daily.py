@@ -2,15 +2,25 @@
 ### cs_daily — the Customer Success daily pipeline
 
 Every morning (06:30 Asia/Tokyo) this DAG brings the product, billing and CRM data into the warehouse
-and rebuilds the CS marts, "as of" the run's business date (its logical date in Asia/Tokyo).
+and rebuilds the CS marts for the **last complete business day**: the Tokyo date of the run's logical
+date minus one day. The 06:30 run on 21 November computes 20 November, a day whose activity is all in.
+A backfill over logical dates L1..L2 computes business dates L1−1..L2−1; re-running or backfilling a past
+date rebuilds that date's mart rows and leaves later dates as they are.
 
 1. **nexpro_extract** — one task per Nexpro product-DB table: incremental copy into `raw_nexpro`
-   (watermark on `updated_at` with a safety overlap, COPY-streamed, merged on the key, audited in
-   `ops.extract_runs`, bad rows to `ops.quarantine`). Then `load_csv_inbox` merges any usage CSV
-   exports dropped into the inbox (bad files go to `rejected/` with a reason file).
-2. **dbt** — the dbt project through Cosmos: one task per model/seed, each running `dbt build` for that
+   (watermark on `updated_at`, re-reading `overlap_minutes` behind it; COPY-streamed, merged on the key,
+   audited in `ops.extract_runs`, bad rows to `ops.quarantine`). Rows deleted in the source are flagged
+   `_deleted_at` in raw (staging leaves them out). Then `load_csv_inbox` merges usage CSV exports dropped
+   into the inbox; a bad file goes to `rejected/` with a reason file and never stops the run.
+2. **source_freshness** — `dbt source freshness`: how long ago the loader last succeeded for each table.
+   Runs even when a load failed, which is when it matters.
+3. **dbt** — the dbt project through Cosmos: one task per model/seed, each running `dbt build` for that
    node (the model, then its tests). Results land in `ops.dbt_node_results`.
-3. **summarize** — logs rows loaded per table, quarantined rows and models/tests passed.
+4. **summarize** — always runs, whatever happened upstream: what failed first (task, table, error), then
+   rows loaded, deleted and quarantined per table, rejected files, stale sources, models and tests.
+
+**Params** (Trigger DAG w/ config): `full_refresh` — table names to reload from scratch, or `["all"]`;
+`overlap_minutes` — how far behind the watermark incremental loads re-read (default 60).
 
 Re-running any date is safe: loads merge on keys and marts are rebuilt for that date.
 Connections: `cs_warehouse` (the warehouse) and `nexpro_db` (the product DB), both Postgres.
@@ -22,9 +32,10 @@ import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import dag, get_current_context, task, task_group
+from airflow.sdk import Param, dag, get_current_context, task, task_group
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import InvocationMode, LoadMode, TestBehavior
+from cosmos.operators.local import DbtSourceLocalOperator
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
 from csops import settings
@@ -33,7 +44,18 @@ from csops_airflow.connections import postgres_conninfo
 
 DBT_PROJECT = settings.dbt_project_dir()
 DBT_MANIFEST = DBT_PROJECT / "target" / "manifest.json"
-RUN_DATE = "{{ business_date(logical_date or dag_run.run_after) }}"
+RUN_DATE = "{{ run_date_for(logical_date or dag_run.run_after) }}"
+PROFILE = ProfileConfig(
+    profile_name="csops",
+    target_name="airflow",
+    profile_mapping=PostgresUserPasswordProfileMapping(
+        conn_id=settings.WAREHOUSE_CONN_ID, profile_args={"schema": "analytics"}),
+)
+DBT_ARGS = {
+    "install_deps": False,
+    "vars": {"run_date": RUN_DATE},
+    "env": {"CS_AIRFLOW_RUN_ID": "{{ run_id }}"},
+}
 
 
 @dag(
@@ -44,7 +66,16 @@ RUN_DATE = "{{ business_date(logical_date or dag_run.run_after) }}"
     max_active_runs=1,
     doc_md=__doc__,
     tags=["cs", "nexpro", "dbt"],
-    user_defined_macros={"business_date": settings.business_date},
+    user_defined_macros={"run_date_for": settings.run_date_for},
+    params={
+        "full_refresh": Param(
+            [], type="array", items={"type": "string", "enum": ["all", *(table.name for table in NEXPRO_TABLES)]},
+            title="Full refresh", description="Tables to reload from scratch instead of incrementally, or all."),
+        "overlap_minutes": Param(
+            settings.DEFAULT_OVERLAP_MINUTES, type="integer", minimum=0, title="Watermark overlap (minutes)",
+            description="Incremental loads re-read rows updated this long before the watermark, to catch "
+                        "late commits. Set it above the source application's longest write transaction."),
+    },
     default_args={
         "owner": "cs-data",
         "retries": int(os.environ.get("CS_TASK_RETRIES", "2")),
@@ -61,12 +92,14 @@ def cs_daily():
 
             context = get_current_context()
             context["table_name"] = table_name  # names the mapped task instance in the UI
+            params = context["params"]
             result = load(postgres_conninfo(settings.NEXPRO_CONN_ID), postgres_conninfo(settings.WAREHOUSE_CONN_ID),
                           NEXPRO_TABLES_BY_NAME[table_name], source_name=SOURCE_NAME, raw_schema=RAW_SCHEMA,
-                          run_id=context["run_id"])
+                          run_id=context["run_id"], overlap=timedelta(minutes=int(params["overlap_minutes"])),
+                          full_refresh=bool({"all", table_name} & set(params["full_refresh"])))
             return {"table": table_name, "mode": result.load_mode, "read": result.rows_read,
                     "inserted": result.rows_inserted, "updated": result.rows_updated,
-                    "quarantined": result.rows_quarantined}
+                    "deleted": result.rows_deleted, "quarantined": result.rows_quarantined}
 
         @task
         def load_csv_inbox() -> list[dict]:
@@ -74,23 +107,28 @@ def cs_daily():
             from csops.extract.nexpro_tables import NEXPRO_TABLES_BY_NAME
 
             context = get_current_context()
-            today = pendulum.parse(settings.business_date(context["logical_date"] or context["dag_run"].run_after))
+            moment = context["logical_date"] or context["dag_run"].run_after
+            processed_on = pendulum.parse(settings.business_date(moment))
             outcomes = process_inbox(postgres_conninfo(settings.WAREHOUSE_CONN_ID), settings.inbox_dir(),
-                                     NEXPRO_TABLES_BY_NAME, raw_schema=RAW_SCHEMA, run_id=context["run_id"],
-                                     today=today.date())
+                                     NEXPRO_TABLES_BY_NAME, source_name=SOURCE_NAME, raw_schema=RAW_SCHEMA,
+                                     run_id=context["run_id"], today=processed_on.date())
             return [{"file": o.file, "table": o.table, "status": o.status, "rows": o.rows} for o in outcomes]
 
         load_table.expand(table_name=[table.name for table in NEXPRO_TABLES]) >> load_csv_inbox()
 
+    source_freshness = DbtSourceLocalOperator(
+        task_id="source_freshness",
+        project_dir=DBT_PROJECT,
+        profile_config=PROFILE,
+        invocation_mode=InvocationMode.DBT_RUNNER,
+        trigger_rule="all_done",
+        **DBT_ARGS,
+    )
+
     dbt = DbtTaskGroup(
         group_id="dbt",
         project_config=ProjectConfig(dbt_project_path=DBT_PROJECT, manifest_path=DBT_MANIFEST),
-        profile_config=ProfileConfig(
-            profile_name="csops",
-            target_name="airflow",
-            profile_mapping=PostgresUserPasswordProfileMapping(
-                conn_id=settings.WAREHOUSE_CONN_ID, profile_args={"schema": "analytics"}),
-        ),
+        profile_config=PROFILE,
         execution_config=ExecutionConfig(invocation_mode=InvocationMode.DBT_RUNNER),
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
@@ -98,23 +136,26 @@ def cs_daily():
             # A relationships test reads two models; run it once both are built, as its own task.
             should_detach_multiple_parents_tests=True,
         ),
-        operator_args={
-            "install_deps": False,
-            "vars": {"run_date": RUN_DATE},
-            "env": {"CS_AIRFLOW_RUN_ID": "{{ run_id }}"},
-        },
+        operator_args=DBT_ARGS,
     )
 
-    @task
+    @task(trigger_rule="all_done")
     def summarize() -> dict:
-        from csops.summary import format_summary, run_summary
+        from csops.summary import format_summary, run_summary, store_summary
 
-        run_id = get_current_context()["run_id"]
-        summary = run_summary(postgres_conninfo(settings.WAREHOUSE_CONN_ID), run_id)
-        print(format_summary(summary))
-        return summary
+        context = get_current_context()
+        run_id = context["run_id"]
+        task_states = context["ti"].get_task_states(dag_id=context["dag"].dag_id, run_ids=[run_id]).get(run_id, {})
+        warehouse = postgres_conninfo(settings.WAREHOUSE_CONN_ID)
+        summary = run_summary(warehouse, run_id, task_states=task_states)
+        text = format_summary(summary)
+        store_summary(warehouse, run_id, summary, text)
+        print(text)
+        return {"run_id": run_id, "failures": len(summary["failures"])}
 
-    nexpro_extract() >> dbt >> summarize()
+    extract = nexpro_extract()
+    extract >> [source_freshness, dbt]
+    [source_freshness, dbt] >> summarize()
 
 
 cs_daily()

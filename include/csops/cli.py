@@ -1,8 +1,10 @@
 """`csops` — the command line behind `make run` and `make warehouse`.
 
-    csops run [--accounts 200 --days 180 --seed 42 --date YYYY-MM-DD]
-        The daily job on this machine: warehouse up, Nexpro sandbox world ready, Airflow's `cs_daily`
-        DAG run for the date with `airflow dags test`, a summary, and everything it started stopped.
+    csops run [--accounts 200 --days 180 --seed 42 --date YYYY-MM-DD --full-refresh all|TABLE,...]
+        The daily job on this machine: warehouse up, Nexpro sandbox world ready (its history ending on
+        the date), Airflow's `cs_daily` DAG run with `airflow dags test` as the scheduled run that
+        computes the date (default: yesterday in Tokyo, the last complete day), a summary, and
+        everything it started stopped.
     csops sandbox nexpro --accounts N --days D --seed S [--end-date YYYY-MM-DD]
         Build (or extend) the Nexpro sandbox database and write the world manifest.
     csops warehouse
@@ -12,12 +14,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import subprocess
 import sys
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pendulum
@@ -35,8 +38,30 @@ def add_world_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=42, help="random seed; the same seed gives the same world")
 
 
-def today_in_tokyo() -> date:
-    return pendulum.now(settings.BUSINESS_TIMEZONE).date()
+def last_complete_business_day() -> date:
+    """Yesterday in Tokyo: what the 06:30 scheduled run computes, and where the sandbox's history ends."""
+    return date.fromisoformat(settings.run_date_for(pendulum.now(settings.BUSINESS_TIMEZONE)))
+
+
+def logical_date_computing(run_date: date) -> str:
+    """The logical date of the scheduled run that computes `run_date`: 06:30 Tokyo on the next day."""
+    following = run_date + timedelta(days=1)
+    return pendulum.datetime(following.year, following.month, following.day, 6, 30,
+                             tz=settings.BUSINESS_TIMEZONE).isoformat()
+
+
+def full_refresh_tables(value: str | None) -> list[str]:
+    """`--full-refresh all` or a comma-separated list of Nexpro tables, checked against the extract list."""
+    from csops.extract.nexpro_tables import NEXPRO_TABLES_BY_NAME
+
+    if not value:
+        return []
+    tables = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in tables if name != "all" and name not in NEXPRO_TABLES_BY_NAME]
+    if unknown:
+        raise SystemExit(f"--full-refresh: unknown table(s) {', '.join(unknown)}; use 'all' or some of: "
+                         f"{', '.join(NEXPRO_TABLES_BY_NAME)}")
+    return tables
 
 
 def build_nexpro_sandbox(nexpro_url: str, accounts: int, days: int, seed: int, end_date: date) -> dict:
@@ -78,9 +103,10 @@ def parse_dbt(environment: dict[str, str]) -> None:
 
 
 def command_run(arguments: argparse.Namespace) -> None:
-    from csops.summary import format_summary, latest_run_id, run_summary
+    from csops.summary import format_summary, latest_run_id, run_summary, stored_summary
 
-    run_date = date.fromisoformat(arguments.date) if arguments.date else today_in_tokyo()
+    run_date = date.fromisoformat(arguments.date) if arguments.date else last_complete_business_day()
+    conf = {"full_refresh": full_refresh_tables(arguments.full_refresh)}
     started = time.monotonic()
     with local_stack() as stack:
         if not settings.configured_nexpro_url():
@@ -91,13 +117,15 @@ def command_run(arguments: argparse.Namespace) -> None:
         parse_dbt(environment)
         failure = None
         try:
-            step(f"cs_daily for {run_date}",
-                 [str(BIN / "airflow"), "dags", "test", "cs_daily", run_date.isoformat()], environment)
+            step(f"cs_daily computing {run_date}",
+                 [str(BIN / "airflow"), "dags", "test", "cs_daily", logical_date_computing(run_date),
+                  "--conf", json.dumps(conf)], environment)
         except SystemExit as error:
             failure = error
         run_id = latest_run_id(stack.warehouse_url)
         if run_id:
-            print("\n" + format_summary(run_summary(stack.warehouse_url, run_id)))
+            summary = stored_summary(stack.warehouse_url, run_id)
+            print("\n" + (summary or format_summary(run_summary(stack.warehouse_url, run_id))))
         if failure:
             raise failure
     print(f"\nDone in {time.monotonic() - started:.0f}s. The marts are in the warehouse's `marts` schema "
@@ -116,7 +144,7 @@ def open_marts_hint() -> str:
 
 
 def command_sandbox(arguments: argparse.Namespace) -> None:
-    end_date = date.fromisoformat(arguments.end_date) if arguments.end_date else today_in_tokyo()
+    end_date = date.fromisoformat(arguments.end_date) if arguments.end_date else last_complete_business_day()
     with local_stack() as stack:
         build_nexpro_sandbox(stack.nexpro_url, arguments.accounts, arguments.days, arguments.seed, end_date)
 
@@ -144,12 +172,16 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the daily pipeline end to end on this machine")
     add_world_arguments(run)
-    run.add_argument("--date", help="business date to run for, YYYY-MM-DD (default: today in Asia/Tokyo)")
+    run.add_argument("--date", help="business date to compute, YYYY-MM-DD (default: yesterday in Asia/Tokyo, "
+                                    "the last complete day)")
+    run.add_argument("--full-refresh", metavar="TABLES",
+                     help="reload these Nexpro tables from scratch: 'all' or a comma-separated list")
     run.set_defaults(handler=command_run)
     sandbox = commands.add_parser("sandbox", help="build the sandbox source systems")
     sandbox.add_argument("system", choices=["nexpro"])
     add_world_arguments(sandbox)
-    sandbox.add_argument("--end-date", help="last day of product history, YYYY-MM-DD (default: today in Tokyo)")
+    sandbox.add_argument("--end-date", help="last day of product history, YYYY-MM-DD "
+                                            "(default: yesterday in Tokyo)")
     sandbox.set_defaults(handler=command_sandbox)
     warehouse = commands.add_parser("warehouse", help="keep the local warehouse up until Ctrl-C")
     warehouse.set_defaults(handler=command_warehouse)

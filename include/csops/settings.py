@@ -16,6 +16,8 @@ WAREHOUSE_CONN_ID = "cs_warehouse"
 NEXPRO_CONN_ID = "nexpro_db"
 
 BUSINESS_TIMEZONE = "Asia/Tokyo"
+# Incremental loads re-read rows updated this long before the watermark (a DAG param can change it).
+DEFAULT_OVERLAP_MINUTES = 60
 
 
 def local_dir() -> Path:
@@ -55,7 +57,17 @@ def dbt_project_dir() -> Path:
 
 
 def business_date(moment) -> str:
-    """The Asia/Tokyo calendar date of a timezone-aware datetime, as YYYY-MM-DD: the date a run is 'as of'."""
+    """The Asia/Tokyo calendar date of a timezone-aware datetime, as YYYY-MM-DD."""
     import pendulum
 
     return pendulum.instance(moment).in_timezone(BUSINESS_TIMEZONE).to_date_string()
+
+
+def run_date_for(moment) -> str:
+    """The business date a run at `moment` computes: the last complete Tokyo day, i.e. the day before.
+
+    The 06:30 Tokyo run's logical date is that same morning; its own date holds only 6½ hours of activity.
+    """
+    import pendulum
+
+    return pendulum.instance(moment).in_timezone(BUSINESS_TIMEZONE).subtract(days=1).to_date_string()

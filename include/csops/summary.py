@@ -1,45 +1,119 @@
-"""What one pipeline run did, read back from the warehouse's ops tables."""
+"""What one pipeline run did, read back from the warehouse's ops tables (and Airflow's task states).
+
+The summary leads with what failed — the task, the table or model, the error — then the loads, the
+rejected files, stale sources and the dbt results. The `summarize` task stores it in `ops.run_summaries`
+so `csops run` (and anyone later) can print the same account of the run.
+"""
 
 from __future__ import annotations
+
+import json
 
 import psycopg
 from psycopg.rows import dict_row
 
 MODEL_TYPES = ("model", "seed", "snapshot")
 TEST_TYPES = ("test", "unit_test")
+FAILED_TASK_STATES = ("failed",)
+NOT_RUN_TASK_STATES = ("upstream_failed",)
+FAILED_NODE_STATUSES = ("error", "fail", "runtime error")
+
+SUMMARIES_DDL = """
+create schema if not exists ops;
+create table if not exists ops.run_summaries (
+    run_id      text primary key,
+    summary     jsonb not null,
+    text        text not null,
+    created_at  timestamptz not null default now()
+)
+"""
 
 
 def latest_run_id(warehouse_url: str) -> str | None:
+    """The run that last wrote to the ops tables: its summary, or else its loads."""
     with psycopg.connect(warehouse_url) as connection:
-        if connection.execute("select to_regclass('ops.extract_runs')").fetchone()[0] is None:
+        candidates = []
+        if connection.execute("select to_regclass('ops.run_summaries')").fetchone()[0]:
+            candidates.append("select run_id, created_at as at from ops.run_summaries")
+        if connection.execute("select to_regclass('ops.extract_runs')").fetchone()[0]:
+            candidates.append("select run_id, started_at as at from ops.extract_runs")
+        if not candidates:
             return None
-        row = connection.execute("select run_id from ops.extract_runs order by started_at desc limit 1").fetchone()
+        row = connection.execute(f"select run_id from ({' union all '.join(candidates)}) as runs "
+                                 "order by at desc limit 1").fetchone()
     return row[0] if row else None
 
 
-def run_summary(warehouse_url: str, run_id: str) -> dict:
+def stored_summary(warehouse_url: str, run_id: str) -> str | None:
+    """The summary text the run's `summarize` task stored, if it got that far."""
+    with psycopg.connect(warehouse_url) as connection:
+        if connection.execute("select to_regclass('ops.run_summaries')").fetchone()[0] is None:
+            return None
+        row = connection.execute("select text from ops.run_summaries where run_id = %s", (run_id,)).fetchone()
+    return row[0] if row else None
+
+
+def store_summary(warehouse_url: str, run_id: str, summary: dict, text: str) -> None:
+    with psycopg.connect(warehouse_url, autocommit=True) as connection, connection.transaction():
+        connection.execute("select pg_advisory_xact_lock(hashtext('csops.ops_schema'))")
+        connection.execute(SUMMARIES_DDL)
+        connection.execute(
+            "insert into ops.run_summaries (run_id, summary, text) values (%s, %s, %s) "
+            "on conflict (run_id) do update set summary = excluded.summary, text = excluded.text, "
+            "created_at = now()", (run_id, json.dumps(summary, default=str), text))
+
+
+def run_summary(warehouse_url: str, run_id: str, task_states: dict[str, str] | None = None) -> dict:
+    """The run's account. `task_states` (task id -> Airflow state) names failed tasks the ops tables
+    cannot know about, such as a task that failed before it reached the warehouse."""
     with psycopg.connect(warehouse_url, row_factory=dict_row) as connection:
-        loads = connection.execute(
-            """
-            select source_name, table_name, load_mode, status, rows_read, rows_inserted, rows_updated,
-                rows_quarantined, added_columns, duration_seconds, error
-            from ops.extract_runs where run_id = %s order by source_name, table_name
-            """, (run_id,)).fetchall()
+        loads = []
+        if connection.execute("select to_regclass('ops.extract_runs')").fetchone()["to_regclass"]:
+            loads = connection.execute(
+                """
+                select source_name, table_name, load_mode, status, rows_read, rows_inserted, rows_updated,
+                    rows_deleted, rows_quarantined, added_columns, duration_seconds, error
+                from ops.extract_runs where run_id = %s
+                order by status = 'succeeded', source_name, table_name
+                """, (run_id,)).fetchall()
         dbt = []
         if connection.execute("select to_regclass('ops.dbt_node_results')").fetchone()["to_regclass"]:
             dbt = connection.execute(
                 """
-                select distinct on (unique_id) resource_type, node_name, status
+                select distinct on (unique_id) resource_type, node_name, status, message
                 from ops.dbt_node_results where airflow_run_id = %s
                 order by unique_id, recorded_at desc
                 """, (run_id,)).fetchall()
     models = [node for node in dbt if node["resource_type"] in MODEL_TYPES]
     tests = [node for node in dbt if node["resource_type"] in TEST_TYPES]
+    sources = [node for node in dbt if node["resource_type"] == "source"]
+
+    failures = []
+    for load in loads:
+        if load["status"] == "failed":
+            failures.append({"task": f"{load['source_name']}_extract.load_table", "what": load["table_name"],
+                             "error": load["error"]})
+    for node in dbt:
+        if node["status"] in FAILED_NODE_STATUSES and node["resource_type"] != "source":
+            failures.append({"task": "dbt", "what": f"{node['resource_type']} {node['node_name']}",
+                             "error": (node["message"] or node["status"]).strip()})
+    explained = {failure["task"] for failure in failures}
+    states = task_states or {}
+    for task_id, state in sorted(states.items()):
+        if state in FAILED_TASK_STATES and not any(task_id.startswith(task) for task in explained):
+            failures.append({"task": task_id, "what": None, "error": "the task failed; its log has the error"})
+
     return {
         "run_id": run_id,
-        "loads": loads,
+        "failures": failures,
+        "tasks_not_run": sorted(task_id for task_id, state in states.items() if state in NOT_RUN_TASK_STATES),
+        "loads": [load for load in loads if not load["source_name"].startswith("csv:")],
+        "files": [load for load in loads if load["source_name"].startswith("csv:")],
         "rows_quarantined": sum(load["rows_quarantined"] for load in loads),
         "files_rejected": [load["source_name"].removeprefix("csv:") for load in loads if load["status"] == "rejected"],
+        "stale_sources": [{"source": node["node_name"], "status": node["status"], "message": node["message"]}
+                          for node in sources if node["status"] != "pass"],
+        "sources_checked": len(sources),
         "models_succeeded": sum(node["status"] == "success" for node in models),
         "models_failed": [node["node_name"] for node in models if node["status"] != "success"],
         "tests_passed": sum(node["status"] == "pass" for node in tests),
@@ -49,18 +123,34 @@ def run_summary(warehouse_url: str, run_id: str) -> dict:
 
 
 def format_summary(summary: dict) -> str:
-    lines = [f"Run {summary['run_id']}", "", "Rows loaded (read / inserted / updated / quarantined):"]
+    lines = [f"Run {summary['run_id']}"]
+    if summary["failures"]:
+        lines += ["", f"FAILED ({len(summary['failures'])}):"]
+        for failure in summary["failures"]:
+            what = f" [{failure['what']}]" if failure["what"] else ""
+            lines.append(f"  {failure['task']}{what}: {failure['error']}")
+    if summary["tasks_not_run"]:
+        lines.append(f"Not run because something upstream failed: {len(summary['tasks_not_run'])} task(s)")
+    lines += ["", "Rows loaded (read / inserted / updated / deleted / quarantined):"]
     for load in summary["loads"]:
-        note = f"  [{load['status']}: {load['error']}]" if load["status"] != "succeeded" else ""
+        note = f"  [{load['status']}]" if load["status"] != "succeeded" else ""
         if load["added_columns"]:
             note += f"  new column(s): {', '.join(load['added_columns'])}"
-        lines.append(f"  {load['source_name']:<14} {load['table_name']:<22} {load['load_mode']:<11} "
+        lines.append(f"  {load['source_name']:<8} {load['table_name']:<22} {load['load_mode']:<11} "
                      f"{load['rows_read']:>10,} {load['rows_inserted']:>10,} {load['rows_updated']:>9,} "
-                     f"{load['rows_quarantined']:>6,}{note}")
+                     f"{load['rows_deleted']:>7,} {load['rows_quarantined']:>6,}{note}")
     lines.append(f"Quarantined rows: {summary['rows_quarantined']:,}"
                  + (" (see ops.quarantine)" if summary["rows_quarantined"] else ""))
+    loaded_files = [load for load in summary["files"] if load["status"] == "succeeded"]
+    if loaded_files:
+        lines.append(f"CSV files loaded: {len(loaded_files)} ({sum(f['rows_read'] for f in loaded_files):,} rows)")
     if summary["files_rejected"]:
         lines.append(f"Rejected CSV files (nothing loaded from them): {', '.join(summary['files_rejected'])}")
+    if summary["stale_sources"]:
+        lines.append("Stale sources: " + ", ".join(f"{stale['source']} ({stale['status']})"
+                                                   for stale in summary["stale_sources"]))
+    elif summary["sources_checked"]:
+        lines.append(f"Source freshness: all {summary['sources_checked']} tables fresh")
     lines.append(f"dbt: {summary['models_succeeded']} models/seeds built, {summary['tests_passed']} tests passed"
                  + (f", {len(summary['tests_warned'])} warned" if summary["tests_warned"] else ""))
     if summary["models_failed"]:

@@ -6,6 +6,7 @@ import json
 import socket
 import subprocess
 
+import pendulum
 import pytest
 
 from csops import settings
@@ -23,6 +24,9 @@ def manifest() -> dict:
     return json.loads((project / "target" / "manifest.json").read_text())
 
 
+RUN_DATE = "{{ run_date_for(logical_date or dag_run.run_after) }}"
+
+
 @pytest.fixture(scope="module")
 def dag(manifest):
     from airflow.dag_processing.dagbag import DagBag
@@ -34,17 +38,48 @@ def dag(manifest):
 
 def test_import_does_no_database_or_network_work(dag, monkeypatch):
     # `dag` parsed the file once, so the libraries it imports are loaded; parsing again runs only the
-    # DAG file's own top-level code, which must not connect anywhere or start processes.
+    # DAG file's own top-level code. Its connections point at a real listening socket: any connection
+    # attempt at import (libpq's included, which no Python-level patch would see) shows up there.
     def refuse(*_args, **_kwargs):
-        raise AssertionError("cs_daily.py connected to something or started a process at import")
+        raise AssertionError("cs_daily.py started a process at import")
 
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(subprocess, "Popen", refuse)
-    from airflow.dag_processing.dagbag import DagBag
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.setblocking(False)
+        url = f"postgresql://spy:secret@127.0.0.1:{listener.getsockname()[1]}/db?connect_timeout=1"
+        monkeypatch.setenv(f"AIRFLOW_CONN_{settings.WAREHOUSE_CONN_ID.upper()}", url)
+        monkeypatch.setenv(f"AIRFLOW_CONN_{settings.NEXPRO_CONN_ID.upper()}", url)
+        monkeypatch.setattr(subprocess, "Popen", refuse)
+        from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(DAG_FILE))
-    assert bag.import_errors == {}
-    assert "cs_daily" in bag.dags
+        bag = DagBag(dag_folder=str(DAG_FILE))
+        assert bag.import_errors == {}
+        assert "cs_daily" in bag.dags
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+
+
+def test_the_spy_listener_does_see_a_libpq_connection():
+    """The check above can fail: a libpq connection attempt does reach such a listener."""
+    import psycopg
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(5)
+        port = listener.getsockname()[1]
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(f"postgresql://spy:secret@127.0.0.1:{port}/db?connect_timeout=1")
+        connection, _address = listener.accept()
+        connection.close()
+
+
+def test_the_run_computes_the_previous_tokyo_day(dag):
+    """The 06:30 Tokyo run's logical date is that morning; it must compute the day before, complete."""
+    template = dag.get_template_env().from_string(RUN_DATE)
+    morning_run = pendulum.datetime(2026, 11, 21, 6, 30, tz="Asia/Tokyo")  # 2026-11-20T21:30Z
+    assert template.render(logical_date=morning_run, dag_run=None) == "2026-11-20"
+    just_after_midnight = pendulum.datetime(2026, 11, 20, 15, 5, tz="UTC")  # 00:05 on the 21st in Tokyo
+    assert template.render(logical_date=just_after_midnight, dag_run=None) == "2026-11-20"
+    dbt_task = next(task for task in dag.tasks if task.task_id.startswith("dbt."))
+    assert dbt_task.vars == {"run_date": RUN_DATE}
 
 
 def test_schedule_and_defaults(dag):
@@ -65,10 +100,25 @@ def test_every_dbt_model_is_a_task_after_the_extract(dag, manifest):
     assert first_dbt_tasks, "the dbt group has entry tasks"
     for task in first_dbt_tasks:
         assert extract.task_id in task.upstream_task_ids
-    assert dag.get_task("summarize").upstream_task_ids
 
 
 def test_relationship_tests_run_after_both_models(dag):
     detached = [task for task in dag.tasks if task.task_id.startswith("dbt.") and "relationships" in task.task_id]
     for task in detached:
         assert len(task.upstream_task_ids) >= 2, task.task_id
+
+
+def test_summarize_and_freshness_run_whatever_happened_upstream(dag):
+    summarize = dag.get_task("summarize")
+    freshness = dag.get_task("source_freshness")
+    assert summarize.trigger_rule == freshness.trigger_rule == "all_done"
+    dbt_leaves = {task.task_id for task in dag.tasks if task.task_id.startswith("dbt.")
+                  and not any(down.startswith("dbt.") for down in task.downstream_task_ids)}
+    assert dbt_leaves and summarize.upstream_task_ids == dbt_leaves | {"source_freshness"}
+    assert freshness.upstream_task_ids == {"nexpro_extract.load_csv_inbox"}
+
+
+def test_full_refresh_and_overlap_are_params(dag):
+    params = dag.params
+    assert params["full_refresh"] == [] and params["overlap_minutes"] == settings.DEFAULT_OVERLAP_MINUTES
+    assert "all" in params.get_param("full_refresh").schema["items"]["enum"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-from datetime import timedelta
+from datetime import date, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -19,21 +20,29 @@ from tests.conftest import TEST_WORLD, VENV_BIN, create_database
 RUN_DATE = TEST_WORLD.end_date
 
 
+def dbt(warehouse: str, target: Path, *arguments: str, run_date: date = RUN_DATE, run_id: str = "dbt-test"):
+    project = settings.dbt_project_dir()
+    return subprocess.run(
+        [str(VENV_BIN / "dbt"), *arguments, "--project-dir", str(project), "--profiles-dir", str(project),
+         "--target-path", str(target), "--vars", json.dumps({"run_date": run_date.isoformat()})],
+        env={**dbt_environment(warehouse), "PATH": "/usr/bin:/bin", "CS_AIRFLOW_RUN_ID": run_id},
+        capture_output=True, text=True)
+
+
 @pytest.fixture(scope="module")
-def built_warehouse(postgres, nexpro_template, tmp_path_factory):
+def dbt_target(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("dbt-target")
+
+
+@pytest.fixture(scope="module")
+def built_warehouse(postgres, nexpro_template, dbt_target):
     nexpro = create_database(postgres, "nexpro_dbt", template=nexpro_template)
     warehouse = create_database(postgres, "warehouse_dbt")
     for table in NEXPRO_TABLES:
         load_table(nexpro, warehouse, table, source_name=SOURCE_NAME, raw_schema=RAW_SCHEMA, run_id="dbt-test")
-    project = settings.dbt_project_dir()
-    target = tmp_path_factory.mktemp("dbt-target")
-    completed = subprocess.run(
-        [str(VENV_BIN / "dbt"), "build", "--project-dir", str(project), "--profiles-dir",
-         str(project), "--target-path", str(target), "--vars", json.dumps({"run_date": RUN_DATE.isoformat()})],
-        env={**dbt_environment(warehouse), "PATH": "/usr/bin:/bin", "CS_AIRFLOW_RUN_ID": "dbt-test"},
-        capture_output=True, text=True)
-    results = json.loads((target / "run_results.json").read_text())["results"] if completed.returncode == 0 \
-        else None
+    completed = dbt(warehouse, dbt_target, "build")
+    results = json.loads((dbt_target / "run_results.json").read_text())["results"] \
+        if completed.returncode == 0 else None
     return warehouse, completed, results
 
 
@@ -83,3 +92,51 @@ def test_usage_mart_is_anchored_on_the_run_date_and_separates_personas(built_war
     assert mean(1, "thriving") > mean(1, "onboarding_stalled")
     assert mean(4, "expanding") > mean(4, "steady")
     assert {row[3] for tenant, row in by_tenant.items() if persona[tenant] == "thriving"} == {"advanced"}
+
+
+def test_source_freshness_is_the_last_successful_load(built_warehouse, dbt_target):
+    warehouse, completed, _results = built_warehouse
+    assert completed.returncode == 0
+    fresh = dbt(warehouse, dbt_target, "source", "freshness", run_id="fresh")
+    assert fresh.returncode == 0, fresh.stdout[-3000:]
+    with psycopg.connect(warehouse, autocommit=True) as connection:
+        # users was loaded three days ago and never since, though nothing in it changed more recently.
+        connection.execute("update ops.extract_runs set finished_at = finished_at - interval '3 days' "
+                           "where table_name = 'users'")
+    stale = dbt(warehouse, dbt_target, "source", "freshness", run_id="stale")
+    assert stale.returncode != 0, "a source past error_after fails the freshness check"
+    with psycopg.connect(warehouse) as connection:
+        statuses = dict(connection.execute(
+            "select airflow_run_id || ':' || node_name, status from ops.dbt_node_results "
+            "where resource_type = 'source'").fetchall())
+    assert statuses["fresh:users"] == "pass" and statuses["fresh:login_events"] == "pass"
+    assert statuses["stale:users"] == "error" and statuses["stale:login_events"] == "pass"
+
+
+def test_rerunning_an_older_date_rebuilds_it_and_leaves_later_dates_alone(built_warehouse, dbt_target):
+    """Runs last in this module: it changes the warehouse."""
+    warehouse, completed, _results = built_warehouse
+    assert completed.returncode == 0
+    older = RUN_DATE - timedelta(days=7)
+    mart = "select * from marts.fct_tenant_daily_usage where usage_date = %s order by tenant_id"
+    with psycopg.connect(warehouse, autocommit=True) as connection:
+        latest_before = connection.execute(mart, (RUN_DATE,)).fetchall()
+        count_before = connection.execute("select count(*) from marts.fct_tenant_daily_usage").fetchone()
+        logins_before = connection.execute("select sum(login_days_30d) from marts.fct_tenant_daily_usage "
+                                           "where usage_date = %s", (older,)).fetchone()[0]
+        # The source deleted every login of the older date: the loader flags them, staging drops them.
+        connection.execute("update raw_nexpro.login_events set _deleted_at = now() "
+                           "where (logged_in_at at time zone 'Asia/Tokyo')::date = %s", (older,))
+
+    rerun = dbt(warehouse, dbt_target, "run", "--select", "+fct_tenant_daily_usage", run_date=older)
+
+    assert rerun.returncode == 0, rerun.stdout[-3000:]
+    with psycopg.connect(warehouse) as connection:
+        assert connection.execute(mart, (RUN_DATE,)).fetchall() == latest_before, "later dates stay as they were"
+        assert connection.execute("select count(*) from marts.fct_tenant_daily_usage").fetchone() == count_before
+        older_rows = connection.execute(
+            "select bool_or(had_login), sum(login_days_30d), min(computed_for_run_date) "
+            "from marts.fct_tenant_daily_usage where usage_date = %s", (older,)).fetchone()
+    assert older_rows[0] is False, "the older date was rebuilt without its deleted logins"
+    assert older_rows[1] < logins_before
+    assert older_rows[2] == older

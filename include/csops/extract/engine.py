@@ -46,6 +46,8 @@ from datetime import datetime, timedelta
 import psycopg
 from psycopg import errors, pq, sql
 
+from csops.settings import DEFAULT_OVERLAP_MINUTES
+
 log = logging.getLogger(__name__)
 
 OPS_SCHEMA_DDL = """
@@ -116,7 +118,7 @@ BOOKKEEPING_COLUMNS = {LOADED_AT: "timestamptz not null default now()", DELETED_
                        SOURCE_FILE: "text"}
 PROGRESS_EVERY_SECONDS = 10.0
 COPY_BLOCK_BYTES = 1 << 20
-DEFAULT_OVERLAP = timedelta(hours=1)
+DEFAULT_OVERLAP = timedelta(minutes=DEFAULT_OVERLAP_MINUTES)
 
 
 class ExtractError(RuntimeError):

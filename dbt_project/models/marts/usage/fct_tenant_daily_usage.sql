@@ -1,9 +1,20 @@
 {#
-    One row per tenant per business date, for the usage_history_days dates ending on run_date, with
-    trailing-window usage. A window of N days ending on a date covers [date - (N - 1), date]. The
-    windows are row frames over the gap-free spine of int_tenant_days_spined, which starts early enough
-    (119 extra days) that every kept row's windows are complete.
+    One row per tenant per business date with trailing-window usage. A window of N days ending on a date
+    covers [date - (N - 1), date]. The windows are row frames over the gap-free spine of
+    int_tenant_days_spined, which starts early enough (119 extra days) that every kept row's windows are
+    complete.
+
+    Incremental by date: a first build (or --full-refresh) writes the usage_history_days dates ending on
+    run_date; each later run rewrites only the usage_recompute_days dates ending on its run_date (the last
+    few days, where late-arriving rows land). Re-running or backfilling a past date therefore rebuilds
+    that date and leaves later dates as they are.
 #}
+{{ config(
+    materialized='incremental',
+    unique_key='tenant_usage_date_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+) }}
 {%- set trailing_30d = "over (partition by tenant_id order by usage_date rows between 29 preceding and current row)" -%}
 {%- set trailing_60d = "over (partition by tenant_id order by usage_date rows between 59 preceding and current row)" -%}
 {%- set trailing_90d = "over (partition by tenant_id order by usage_date rows between 89 preceding and current row)" -%}
@@ -30,7 +41,6 @@ windowed as (
         tenant_usage_date_id,
         tenant_id,
         usage_date,
-        is_run_date,
         is_in_history,
         is_under_contract,
         plan_id,
@@ -97,7 +107,6 @@ final as (
         cast(storage_carried_forward.plan_id as integer) as plan_id,
 
         -- flags
-        cast(storage_carried_forward.is_run_date as boolean) as is_run_date,
         cast(storage_carried_forward.is_under_contract as boolean) as is_under_contract,
 
         -- that day
@@ -160,12 +169,20 @@ final as (
             storage_carried_forward.latest_storage_bytes
             / nullif({{ gb_to_bytes('cast(storage_carried_forward.storage_gb_limit as numeric)') }}, 0)
             as numeric(12, 4)
-        ) as storage_limit_utilisation
+        ) as storage_limit_utilisation,
+
+        -- lineage: the run that wrote the row
+        cast({{ run_date() }} as date) as computed_for_run_date
 
     from storage_carried_forward
     left join feature_tiers
         on storage_carried_forward.feature_depth_rank_30d = feature_tiers.feature_tier_rank
     where storage_carried_forward.is_in_history
+    {% if is_incremental() %}
+        and storage_carried_forward.usage_date
+            > {{ dbt.dateadd('day', -1 * (var('usage_recompute_days') | int), run_date()) }}
+        and storage_carried_forward.usage_date <= {{ run_date() }}
+    {% endif %}
 
 )
 

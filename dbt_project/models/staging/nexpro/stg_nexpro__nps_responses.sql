@@ -3,6 +3,7 @@ with
 source as (
 
     select * from {{ source('nexpro', 'nps_responses') }}
+    where _deleted_at is null  -- deleted in the source: kept in raw, flagged, left out here
 
 ),
 

@@ -3,6 +3,7 @@ with
 source as (
 
     select * from {{ source('nexpro', 'registrations') }}
+    where _deleted_at is null  -- deleted in the source: kept in raw, flagged, left out here
 
 ),
 
