@@ -16,8 +16,9 @@ date rebuilds that date's mart rows and leaves later dates as they are.
    Runs even when a load failed, which is when it matters.
 3. **dbt** — the dbt project through Cosmos: one task per model/seed, each running `dbt build` for that
    node (the model, then its tests). Results land in `ops.dbt_node_results`.
-4. **summarize** — always runs, whatever happened upstream: what failed first (task, table, error), then
-   rows loaded, deleted and quarantined per table, rejected files, stale sources, models and tests.
+4. **summarize** — always runs, whatever happened upstream (a teardown task, so the run still fails when
+   something failed): what failed first (task, table, error), then rows loaded, deleted and quarantined
+   per table, rejected files, stale sources, models and tests. Stored in `ops.run_summaries`.
 
 **Params** (Trigger DAG w/ config): `full_refresh` — table names to reload from scratch, or `["all"]`;
 `overlap_minutes` — how far behind the watermark incremental loads re-read (default 60).
@@ -32,7 +33,7 @@ import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task, task_group
+from airflow.sdk import Param, dag, get_current_context, task, task_group, teardown
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import InvocationMode, LoadMode, TestBehavior
 from cosmos.operators.local import DbtSourceLocalOperator
@@ -139,7 +140,9 @@ def cs_daily():
         operator_args=DBT_ARGS,
     )
 
-    @task(trigger_rule="all_done")
+    # A teardown: runs once everything upstream is done, whatever its outcome, and does not count
+    # towards the run's state, so a run whose loads failed still fails after being summarized.
+    @teardown
     def summarize() -> dict:
         from csops.summary import format_summary, run_summary, store_summary
 

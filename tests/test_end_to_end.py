@@ -31,12 +31,12 @@ def environment(local_dir):
     return environment
 
 
-def csops_run(environment):
+def csops_run(environment, expect_success=True):
     command = [str(VENV_BIN / "csops"), "run", "--accounts",
                str(TEST_WORLD.accounts), "--days", str(TEST_WORLD.days), "--seed", str(TEST_WORLD.seed),
                "--date", RUN_DATE]
     completed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=900)
-    assert completed.returncode == 0, completed.stdout[-5000:] + completed.stderr[-5000:]
+    assert (completed.returncode == 0) == expect_success, completed.stdout[-5000:] + completed.stderr[-5000:]
     return completed.stdout + completed.stderr
 
 
@@ -69,6 +69,12 @@ def test_first_run_loads_builds_and_summarises(first_run, environment, local_dir
                                         "from marts.fct_tenant_daily_usage").fetchone()
             assert latest[0].isoformat() == RUN_DATE, "the mart is anchored on the run date, not on now()"
             assert latest[1] == TEST_WORLD.accounts
+            run_dates = connection.execute("select distinct run_date from ops.dbt_node_results").fetchall()
+            assert [(day.isoformat(),) for (day,) in run_dates] == [(RUN_DATE,)], \
+                "the DAG run csops started (06:30 Tokyo on D + 1) computed D"
+            freshness = connection.execute("select count(*) filter (where status = 'pass'), count(*) "
+                                           "from ops.dbt_node_results where resource_type = 'source'").fetchone()
+            assert freshness == (11, 11), "source_freshness ran as part of the DAG"
     finally:
         server.stop()
 
@@ -94,3 +100,21 @@ def test_second_run_reuses_everything_and_changes_nothing(first_run, environment
         assert mart_rows(server) == before
     finally:
         server.stop()
+
+
+def test_a_failed_load_still_gets_a_summary_that_leads_with_it(first_run, environment, local_dir):
+    """Runs after the others: it breaks the sandbox's source on purpose."""
+    server = LocalPostgres(local_dir / "postgres", int(environment["CS_LOCAL_PG_PORT"]))
+    server.start()
+    with psycopg.connect(server.url("nexpro"), autocommit=True) as connection:
+        connection.execute("alter table webinars rename to webinars_archived")
+    server.stop()
+
+    output = csops_run(environment, expect_success=False)
+
+    summary = output[output.rindex("\nRun "):]
+    failed = summary.index("FAILED (1):")
+    assert "nexpro_extract.load_table [webinars]: ExtractError: source table public.webinars does not exist" \
+        in summary
+    assert failed < summary.index("Rows loaded"), "what failed comes first"
+    assert "Not run because something upstream failed" in summary
