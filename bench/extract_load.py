@@ -36,14 +36,16 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 MIN_ROWS = 5_000_000
 
 
-def measure_loader(source_url: str, warehouse_url: str, table: str, full: bool) -> dict:
-    """Run in a child process: one loader run, reporting its own time and peak RSS."""
+def measure_loader(source_url: str, warehouse_url: str, table: str, mode: str) -> dict:
+    """Run in a child process: one loader run (full, incremental or incremental-no-deletes), reporting its
+    own time and peak RSS."""
     from csops.extract.engine import load_table
     from csops.extract.nexpro_tables import NEXPRO_TABLES_BY_NAME
 
     started = time.monotonic()
     result = load_table(source_url, warehouse_url, NEXPRO_TABLES_BY_NAME[table], source_name="bench",
-                        raw_schema="raw_nexpro", run_id=f"bench-{time.time()}", full_refresh=full)
+                        raw_schema="raw_nexpro", run_id=f"bench-{time.time()}", full_refresh=mode == "full",
+                        detect_deletes=mode != "incremental-no-deletes")
     return {"rows": result.rows_read, "seconds": time.monotonic() - started,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
@@ -118,7 +120,7 @@ def main() -> None:
         method, table, *rest = arguments.child
         source_url, target_url = os.environ["BENCH_SOURCE_URL"], os.environ["BENCH_TARGET_URL"]
         if method == "loader":
-            print(json.dumps(measure_loader(source_url, target_url, table, rest[0] == "full")))
+            print(json.dumps(measure_loader(source_url, target_url, table, rest[0])))
         else:
             print(json.dumps(measure_raw_pipe(source_url, target_url, table)))
         return
@@ -165,11 +167,15 @@ def main() -> None:
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)
 
-        # One more day of product activity, then the daily incremental run.
+        # One more day of product activity, then the daily incremental run, with the key-set comparison
+        # that detects hard deletes (the default) and, on a copy of the same warehouse, without it.
+        recreate(admin, "bench_loader_copy", template="bench_loader")
         next_day = world.end_date + timedelta(days=1)
         build_world(source, WorldParams(world.accounts, world.days, world.seed, next_day), progress=lambda _m: None)
         results["loader, +1 day incremental"] = in_child("loader", source, server.url("bench_loader"), table,
                                                          "incremental")
+        results["  same, no delete check"] = in_child("loader", source, server.url("bench_loader_copy"), table,
+                                                      "incremental-no-deletes")
     finally:
         if started_server:
             server.stop()
@@ -186,6 +192,9 @@ def main() -> None:
     print(f"loader peak RSS:              {loader['peak_rss_mb']:.0f} MB  (goal <= 300 MB)")
     increment = results["loader, +1 day incremental"]
     print(f"+1 day incremental / full:    {increment['seconds'] / loader['seconds']:.1%}  (goal <= 5%)")
+    without = results["  same, no delete check"]
+    print(f"  of which the delete check:  {increment['seconds'] - without['seconds']:.1f}s "
+          f"({(increment['seconds'] - without['seconds']) / loader['seconds']:.1%} of the full load)")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@
     materialized='incremental',
     unique_key='tenant_usage_date_id',
     incremental_strategy='delete+insert',
-    on_schema_change='fail',
+    on_schema_change='sync_all_columns',
 ) }}
 {%- set trailing_30d = "over (partition by tenant_id order by usage_date rows between 29 preceding and current row)" -%}
 {%- set trailing_60d = "over (partition by tenant_id order by usage_date rows between 59 preceding and current row)" -%}
