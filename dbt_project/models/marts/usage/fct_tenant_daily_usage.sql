@@ -7,13 +7,14 @@
     Incremental by date: a first build (or --full-refresh) writes the usage_history_days dates ending on
     run_date; each later run rewrites only the usage_recompute_days dates ending on its run_date (the last
     few days, where late-arriving rows land). Re-running or backfilling a past date therefore rebuilds
-    that date and leaves later dates as they are.
+    that date and leaves later dates as they are. A change to the column list stops the run until the
+    history is rebuilt with --full-refresh (contracts allow no silent column sync).
 #}
 {{ config(
     materialized='incremental',
     unique_key='tenant_usage_date_id',
     incremental_strategy='delete+insert',
-    on_schema_change='sync_all_columns',
+    on_schema_change='fail',
 ) }}
 {%- set trailing_30d = "over (partition by tenant_id order by usage_date rows between 29 preceding and current row)" -%}
 {%- set trailing_60d = "over (partition by tenant_id order by usage_date rows between 59 preceding and current row)" -%}
