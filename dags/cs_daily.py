@@ -15,7 +15,8 @@ date rebuilds that date's mart rows and leaves later dates as they are.
 2. **source_freshness** — `dbt source freshness`: how long ago the loader last succeeded for each table.
    Runs even when a load failed, which is when it matters.
 3. **dbt** — the dbt project through Cosmos: one task per model/seed, each running `dbt build` for that
-   node (the model, then its tests). Results land in `ops.dbt_node_results`.
+   node (the model, then its tests). Results land in `ops.dbt_node_results`. Each mart's task updates
+   the mart's Asset (`csops.marts.<model>`), which downstream DAGs can be scheduled on.
 4. **summarize** — always runs, whatever happened upstream (a teardown task, so the run still fails when
    something failed): what failed first (task, table, error), then rows loaded, deleted and quarantined
    per table, rejected files, stale sources, models and tests. Stored in `ops.run_summaries`.
@@ -35,12 +36,13 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task, task_group, teardown
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import InvocationMode, LoadMode, TestBehavior
+from cosmos.constants import DbtResourceType, InvocationMode, LoadMode, TestBehavior
 from cosmos.operators.local import DbtSourceLocalOperator
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
 from csops import settings
 from csops.extract.nexpro_tables import NEXPRO_TABLES, RAW_SCHEMA, SOURCE_NAME
+from csops_airflow.assets import mart_asset
 from csops_airflow.connections import postgres_conninfo
 
 DBT_PROJECT = settings.dbt_project_dir()
@@ -136,9 +138,17 @@ def cs_daily():
             test_behavior=TestBehavior.BUILD,
             # A relationships test reads two models; run it once both are built, as its own task.
             should_detach_multiple_parents_tests=True,
+            # The on-run-end hook runs inside every dbt invocation; it is not a task of its own.
+            exclude=["resource_type:operation"],
+            # Cosmos would emit an Asset per model, at run time, named after the warehouse's host and port;
+            # the DAG declares its own mart Assets instead (mart_asset), registered when the DAG is parsed.
+            emit_datasets=False,
         ),
         operator_args=DBT_ARGS,
     )
+    for node in dbt.dbt_graph.filtered_nodes.values():
+        if node.resource_type == DbtResourceType.MODEL and node.fqn[1] == "marts":
+            dbt.children[f"dbt.{node.name}_model_build"].outlets = [mart_asset(node.name)]
 
     # A teardown: runs once everything upstream is done, whatever its outcome, and does not count
     # towards the run's state, so a run whose loads failed still fails after being summarized.

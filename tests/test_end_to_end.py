@@ -79,6 +79,19 @@ def test_first_run_loads_builds_and_summarises(first_run, environment, local_dir
         server.stop()
 
 
+def test_the_run_prints_a_short_account_and_keeps_the_full_logs_in_a_file(first_run, local_dir):
+    assert first_run.count("Rows loaded") == 1, "the summary is printed once"
+    assert "▸ nexpro_extract" in first_run and "✓ nexpro_extract: 12 tasks" in first_run
+    assert "✓ dbt:" in first_run and "✓ source_freshness: 1 task" in first_run
+    assert len(first_run.splitlines()) < 80, "no task logs on the console"
+    [log_file] = (local_dir / "logs").glob("run-*.log")
+    assert str(log_file) in first_run, "the console names the log file"
+    full = log_file.read_text()
+    assert "[DAG TEST] starting task_id=dbt.fct_tenant_daily_usage_model_build" in full
+    assert "URIs validation rules changed" not in full and "inactive AssetModel" not in full, \
+        "Assets are declared the Airflow 3 way, so Cosmos's URI warnings are gone"
+
+
 def test_second_run_reuses_everything_and_changes_nothing(first_run, environment, local_dir):
     server = LocalPostgres(local_dir / "postgres", int(environment["CS_LOCAL_PG_PORT"]))
     server.start()
@@ -118,3 +131,4 @@ def test_a_failed_load_still_gets_a_summary_that_leads_with_it(first_run, enviro
         in summary
     assert failed < summary.index("Rows loaded"), "what failed comes first"
     assert "Not run because something upstream failed" in summary
+    assert "✗ nexpro_extract.load_table[" in output and "The run failed" in output

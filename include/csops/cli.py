@@ -20,13 +20,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import date, timedelta
+from importlib.metadata import version
 from pathlib import Path
 
 import pendulum
 
 from csops import settings
 from csops.local_stack import airflow_environment, dbt_environment, local_server, local_stack
+from csops.run_progress import RunProgress
 
 log = logging.getLogger("csops")
 BIN = Path(sys.executable).parent
@@ -75,31 +78,61 @@ def build_nexpro_sandbox(nexpro_url: str, accounts: int, days: int, seed: int, e
     return outcome
 
 
-def step(title: str, command: list[str], environment: dict[str, str], **options) -> None:
-    log.info("%s: %s", title, " ".join(command))
+def step(title: str, command: list[str], environment: dict[str, str], *, log_file: Path | None = None,
+         on_line: Callable[[str], None] | None = None, on_end: Callable[[], None] | None = None,
+         **options) -> None:
+    """Run one stage of the job. With `log_file`, its output goes there (each line also to `on_line`,
+    then `on_end` once the output ends)."""
     started = time.monotonic()
-    completed = subprocess.run(command, env=environment, **options)
-    if completed.returncode != 0:
-        raise SystemExit(f"{title} failed (exit {completed.returncode}); its output is above.")
+    if log_file is None:
+        log.info("%s: %s", title, " ".join(command))
+        returncode = subprocess.run(command, env=environment, **options).returncode
+    else:
+        log.info("%s ...", title)
+        with log_file.open("a", encoding="utf-8") as sink:
+            sink.write(f"\n===== {title}: {' '.join(command)}\n")
+            sink.flush()
+            process = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT, text=True, errors="replace", **options)
+            try:
+                for line in process.stdout:
+                    sink.write(line)
+                    if on_line is not None:
+                        on_line(line)
+                returncode = process.wait()
+                if on_end is not None:
+                    on_end()
+            finally:
+                if process.poll() is None:  # Ctrl-C or an error here: do not leave Airflow running
+                    process.terminate()
+                    process.wait(timeout=30)
+    if returncode != 0:
+        where = f"the full output is in {log_file}" if log_file else "its output is above"
+        raise SystemExit(f"{title} failed (exit {returncode}); {where}.")
     log.info("%s done in %.1fs", title, time.monotonic() - started)
 
 
-def migrate_airflow(environment: dict[str, str]) -> None:
-    """Create Airflow's SQLite metadata DB once per Airflow version; later runs skip the migration."""
-    import airflow
+def new_run_log() -> Path:
+    """A fresh file under .local/logs/ for the full Airflow and dbt output of one `csops run`."""
+    folder = settings.local_dir() / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
 
-    stamp = Path(environment["AIRFLOW_HOME"]) / f".migrated-{airflow.__version__}"
+
+def migrate_airflow(environment: dict[str, str], log_file: Path | None = None) -> None:
+    """Create Airflow's SQLite metadata DB once per Airflow version; later runs skip the migration."""
+    stamp = Path(environment["AIRFLOW_HOME"]) / f".migrated-{version('apache-airflow')}"
     if not stamp.exists():
-        step("airflow db migrate", [str(BIN / "airflow"), "db", "migrate"], environment,
-             stdout=subprocess.DEVNULL)
+        quiet = {} if log_file else {"stdout": subprocess.DEVNULL}
+        step("airflow db migrate", [str(BIN / "airflow"), "db", "migrate"], environment, log_file=log_file, **quiet)
         stamp.touch()
 
 
-def parse_dbt(environment: dict[str, str]) -> None:
+def parse_dbt(environment: dict[str, str], log_file: Path | None = None) -> None:
     """Write dbt_project/target/manifest.json, from which Cosmos renders one Airflow task per dbt node."""
     project = str(settings.dbt_project_dir())
     step("dbt parse", [str(BIN / "dbt"), "parse", "--project-dir", project, "--profiles-dir", project, "--quiet"],
-         environment)
+         environment, log_file=log_file)
 
 
 def command_run(arguments: argparse.Namespace) -> None:
@@ -113,13 +146,17 @@ def command_run(arguments: argparse.Namespace) -> None:
             build_nexpro_sandbox(stack.nexpro_url, arguments.accounts, arguments.days, arguments.seed, run_date)
         # No retries locally: a failing task should fail the run now, not in ten minutes.
         environment = airflow_environment(stack, CS_TASK_RETRIES="0")
-        migrate_airflow(environment)
-        parse_dbt(environment)
+        log_file = new_run_log()
+        log.info("full Airflow and dbt output of this run: %s", log_file)
+        migrate_airflow(environment, log_file)
+        parse_dbt(environment, log_file)
+        progress = RunProgress(log.info)
         failure = None
         try:
             step(f"cs_daily computing {run_date}",
                  [str(BIN / "airflow"), "dags", "test", "cs_daily", logical_date_computing(run_date),
-                  "--conf", json.dumps(conf)], environment)
+                  "--conf", json.dumps(conf)], environment, log_file=log_file, on_line=progress.feed,
+                 on_end=progress.finish)
         except SystemExit as error:
             failure = error
         run_id = latest_run_id(stack.warehouse_url)
@@ -127,6 +164,9 @@ def command_run(arguments: argparse.Namespace) -> None:
             summary = stored_summary(stack.warehouse_url, run_id)
             print("\n" + (summary or format_summary(run_summary(stack.warehouse_url, run_id))))
         if failure:
+            print(f"\nThe run failed: what failed is listed first above. The full output, every task's log "
+                  f"included, is in {log_file} (search it for the task id); `make ui` shows each task's log "
+                  f"in the Airflow UI.")
             raise failure
     print(f"\nDone in {time.monotonic() - started:.0f}s. The marts are in the warehouse's `marts` schema "
           f"(staging views in `staging`, raw copies in `raw_nexpro`, run audit in `ops`).")

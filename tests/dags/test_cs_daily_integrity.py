@@ -124,3 +124,16 @@ def test_full_refresh_and_overlap_are_params(dag):
     params = dag.params
     assert params["full_refresh"] == [] and params["overlap_minutes"] == settings.DEFAULT_OVERLAP_MINUTES
     assert "all" in params.get_param("full_refresh").schema["items"]["enum"]
+
+
+def test_each_mart_task_publishes_its_registered_asset(dag, manifest):
+    from csops_airflow.assets import mart_asset
+
+    marts = [node["name"] for node in manifest["nodes"].values()
+             if node["resource_type"] == "model" and node["fqn"][1] == "marts"]
+    assert marts
+    for mart in marts:
+        task = dag.get_task(f"dbt.{mart}_model_build")
+        assert task.outlets == [mart_asset(mart)], "declared at parse time, so Airflow registers the Asset"
+    assert not any(getattr(task, "emit_datasets", False) for task in dag.tasks if task.task_id.startswith("dbt.")), \
+        "Cosmos's own per-model Assets (named after the warehouse host) are off"
