@@ -619,8 +619,8 @@ def _load(source: psycopg.Connection, warehouse: psycopg.Connection, table: Sour
                 warehouse, stage, target, names, table.primary_key, casts, version_column=table.watermark_column)
             if full and raw_has_rows:
                 put_back_kept_rows(warehouse, target, table, raw_column_names)
-            elif raw_has_rows and detect_deletes and key_sets_may_differ(source, warehouse, table, target,
-                                                                                     key_enforced):
+            elif raw_has_rows and detect_deletes and key_sets_may_differ(
+                    source, warehouse, table, target, key_enforced):
                 stream_source_keys()
                 result.rows_deleted = flag_deleted_rows(warehouse, target, table.primary_key, source_keys)
 
@@ -631,13 +631,16 @@ def _load(source: psycopg.Connection, warehouse: psycopg.Connection, table: Sour
             log.warning("%s: %s row(s) deleted in the source, flagged with %s", label, result.rows_deleted,
                         DELETED_AT)
         if upper is not None:
+            # An increment only moves the watermark forward; a full load sets it to what it saw.
             warehouse.execute(
                 """
                 insert into ops.extract_watermarks (source_name, table_name, watermark) values (%s, %s, %s)
                 on conflict (source_name, table_name) do update
-                set watermark = greatest(excluded.watermark, ops.extract_watermarks.watermark), updated_at = now()
+                set watermark = case when %s then excluded.watermark
+                    else greatest(excluded.watermark, ops.extract_watermarks.watermark) end,
+                    updated_at = now()
                 """,
-                (result.source_name, table.name, upper))
+                (result.source_name, table.name, upper, full))
         result.status = "succeeded"
         result.duration_seconds = time.monotonic() - clock
         record_run(warehouse, result)
