@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 INSTALLED := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test install lint warehouse bench clean
+.PHONY: run test install lint warehouse bench clean manifest
 
 run: $(INSTALLED)
 	$(VENV)/bin/csops run $(ARGS)
@@ -19,7 +19,13 @@ install: $(INSTALLED)
 $(INSTALLED): requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt -e .
+	$(MAKE) --no-print-directory manifest
 	rm -f $(VENV)/.installed-* && touch $@
+
+# dbt_project/target/manifest.json: Cosmos renders cs_daily's dbt tasks from it, so any Airflow pointed at
+# dags/ can load the DAG. Made at install; `csops run` and `csops ui` refresh it. No database needed.
+manifest:
+	$(VENV)/bin/dbt parse --project-dir dbt_project --profiles-dir dbt_project --quiet
 
 # Keep the local warehouse up (127.0.0.1) for a BI tool or psql until Ctrl-C.
 warehouse: $(INSTALLED)

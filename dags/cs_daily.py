@@ -47,6 +47,11 @@ from csops_airflow.connections import postgres_conninfo
 
 DBT_PROJECT = settings.dbt_project_dir()
 DBT_MANIFEST = DBT_PROJECT / "target" / "manifest.json"
+if not DBT_MANIFEST.exists():
+    raise FileNotFoundError(
+        f"{DBT_MANIFEST} is missing: cs_daily's dbt tasks are rendered from it. Create it with `make manifest` "
+        f"(or `dbt parse --project-dir {DBT_PROJECT} --profiles-dir {DBT_PROJECT}`; no database needed); "
+        f"`make install`, `csops run` and the Docker image build do it for you.")
 RUN_DATE = "{{ run_date_for(logical_date or dag_run.run_after) }}"
 PROFILE = ProfileConfig(
     profile_name="csops",

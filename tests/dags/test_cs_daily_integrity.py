@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 
@@ -137,3 +138,34 @@ def test_each_mart_task_publishes_its_registered_asset(dag, manifest):
         assert task.outlets == [mart_asset(mart)], "declared at parse time, so Airflow registers the Asset"
     assert not any(getattr(task, "emit_datasets", False) for task in dag.tasks if task.task_id.startswith("dbt.")), \
         "Cosmos's own per-model Assets (named after the warehouse host) are off"
+
+
+def bare_airflow_environment(home) -> dict[str, str]:
+    """Airflow's defaults but for where the DAGs are: no plugins folder, no PYTHONPATH, a new home."""
+    environment = {key: value for key, value in os.environ.items()
+                   if not key.startswith(("AIRFLOW", "PYTHONPATH", "CS_"))}
+    environment.update(AIRFLOW_HOME=str(home), AIRFLOW__CORE__DAGS_FOLDER=str(REPO_ROOT / "dags"),
+                       AIRFLOW__CORE__LOAD_EXAMPLES="False")
+    return environment
+
+
+LIST_DAGS = ("from airflow.dag_processing.dagbag import DagBag; bag = DagBag(); "
+             "print(sorted(bag.dags), list(bag.import_errors.values()))")
+
+
+def test_a_bare_airflow_home_loads_the_dags(manifest, tmp_path):
+    completed = subprocess.run([str(VENV_BIN / "python"), "-c", LIST_DAGS], cwd=tmp_path, capture_output=True,
+                               text=True, env=bare_airflow_environment(tmp_path / "airflow-home"), timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.strip().splitlines()[-1] == "['cs_daily'] []"
+
+
+def test_a_missing_manifest_is_named_with_the_fix(manifest, tmp_path):
+    moved = settings.dbt_project_dir() / "target" / "manifest.json.moved"
+    (settings.dbt_project_dir() / "target" / "manifest.json").rename(moved)
+    try:
+        completed = subprocess.run([str(VENV_BIN / "python"), "-c", LIST_DAGS], cwd=tmp_path, capture_output=True,
+                                   text=True, env=bare_airflow_environment(tmp_path / "airflow-home"), timeout=300)
+    finally:
+        moved.rename(settings.dbt_project_dir() / "target" / "manifest.json")
+    assert "manifest.json is missing" in completed.stdout and "make manifest" in completed.stdout
