@@ -185,6 +185,10 @@ def open_marts_hint() -> str:
 
 def command_sandbox(arguments: argparse.Namespace) -> None:
     end_date = date.fromisoformat(arguments.end_date) if arguments.end_date else last_complete_business_day()
+    configured = settings.configured_nexpro_url()
+    if configured:  # a server of its own (docker compose's `sources`): no embedded server, no warehouse needed
+        build_nexpro_sandbox(configured, arguments.accounts, arguments.days, arguments.seed, end_date)
+        return
     with local_stack() as stack:
         build_nexpro_sandbox(stack.nexpro_url, arguments.accounts, arguments.days, arguments.seed, end_date)
 

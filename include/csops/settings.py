@@ -53,7 +53,9 @@ def world_dir() -> Path:
 
 
 def dbt_project_dir() -> Path:
-    return REPO_ROOT / "dbt_project"
+    """The dbt project: CS_DBT_PROJECT_DIR when set (an image installs the package into site-packages, away
+    from the project), else the checkout's dbt_project/."""
+    return Path(os.environ.get("CS_DBT_PROJECT_DIR", REPO_ROOT / "dbt_project")).resolve()
 
 
 def business_date(moment) -> str:
