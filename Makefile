@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 INSTALLED := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test install lint warehouse bench clean manifest
+.PHONY: run test install lint warehouse ui bench clean manifest
 
 run: $(INSTALLED)
 	$(VENV)/bin/csops run $(ARGS)
@@ -30,6 +30,10 @@ manifest:
 # Keep the local warehouse up (127.0.0.1) for a BI tool or psql until Ctrl-C.
 warehouse: $(INSTALLED)
 	$(VENV)/bin/csops warehouse
+
+# A real Airflow 3 (api-server, scheduler, dag-processor, triggerer) with its UI on 127.0.0.1 until Ctrl-C.
+ui: $(INSTALLED)
+	$(VENV)/bin/csops ui $(ARGS)
 
 # Extract-load benchmark: project loader vs raw COPY pipe vs dlt (dlt lives in its own venv).
 bench: $(INSTALLED)

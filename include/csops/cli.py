@@ -9,6 +9,9 @@
         Build (or extend) the Nexpro sandbox database and write the world manifest.
     csops warehouse
         Keep the local warehouse up on 127.0.0.1 for psql or a BI tool until Ctrl-C.
+    csops ui [--accounts 200 --days 180 --seed 42]
+        A real Airflow 3 on 127.0.0.1 (port CS_AIRFLOW_PORT, 8080): the stack and sandbox as for `run`, then
+        api-server, scheduler (LocalExecutor), dag-processor and triggerer until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -207,6 +210,34 @@ def command_warehouse(_arguments: argparse.Namespace) -> None:
             print("stopping")
 
 
+def command_ui(arguments: argparse.Namespace) -> None:
+    from csops import local_airflow
+
+    # Started in the background by a script, csops inherits SIGINT ignored; `kill -INT` must still stop it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    port = local_airflow.airflow_port()
+    local_airflow.ensure_port_free(port)
+    try:
+        with local_stack() as stack:
+            if not settings.configured_nexpro_url():
+                build_nexpro_sandbox(stack.nexpro_url, arguments.accounts, arguments.days, arguments.seed,
+                                     last_complete_business_day())
+            environment = local_airflow.ui_environment(stack, port)
+            setup_log = local_airflow.ui_log_dir() / "setup.log"
+            setup_log.parent.mkdir(parents=True, exist_ok=True)
+            migrate_airflow(environment, setup_log)
+            parse_dbt(environment, setup_log)
+            started = time.monotonic()
+            with local_airflow.AirflowServices(environment, port, setup_log.parent) as services:
+                services.wait_until_ready()
+                print(local_airflow.ready_banner(services, environment, time.monotonic() - started), flush=True)
+                services.watch()
+    except local_airflow.ServiceError as error:
+        raise SystemExit(str(error)) from None
+    except KeyboardInterrupt:
+        print("Stopped.")
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     # `kill` and CI timeouts send SIGTERM: turn it into an exit so the servers we started are stopped.
@@ -229,6 +260,9 @@ def main(argv: list[str] | None = None) -> None:
     sandbox.set_defaults(handler=command_sandbox)
     warehouse = commands.add_parser("warehouse", help="keep the local warehouse up until Ctrl-C")
     warehouse.set_defaults(handler=command_warehouse)
+    ui = commands.add_parser("ui", help="a real Airflow 3 with its UI on 127.0.0.1 until Ctrl-C")
+    add_world_arguments(ui)
+    ui.set_defaults(handler=command_ui)
     arguments = parser.parse_args(argv)
     arguments.handler(arguments)
 
