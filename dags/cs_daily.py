@@ -52,7 +52,8 @@ if not DBT_MANIFEST.exists():
         f"{DBT_MANIFEST} is missing: cs_daily's dbt tasks are rendered from it. Create it with `make manifest` "
         f"(or `dbt parse --project-dir {DBT_PROJECT} --profiles-dir {DBT_PROJECT}`; no database needed); "
         f"`make install`, `csops run` and the Docker image build do it for you.")
-RUN_DATE = "{{ run_date_for(logical_date or dag_run.run_after) }}"
+# A run triggered through the REST API may have no logical date: then the moment it was asked to run.
+RUN_DATE = "{{ run_date_for(dag_run.logical_date or dag_run.run_after) }}"
 PROFILE = ProfileConfig(
     profile_name="csops",
     target_name="airflow",
@@ -115,7 +116,7 @@ def cs_daily():
             from csops.extract.nexpro_tables import NEXPRO_TABLES_BY_NAME
 
             context = get_current_context()
-            moment = context["logical_date"] or context["dag_run"].run_after
+            moment = context["dag_run"].logical_date or context["dag_run"].run_after
             processed_on = pendulum.parse(settings.business_date(moment))
             outcomes = process_inbox(postgres_conninfo(settings.WAREHOUSE_CONN_ID), settings.inbox_dir(),
                                      NEXPRO_TABLES_BY_NAME, source_name=SOURCE_NAME, raw_schema=RAW_SCHEMA,

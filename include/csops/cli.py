@@ -168,8 +168,7 @@ def command_run(arguments: argparse.Namespace) -> None:
             print("\n" + (summary or format_summary(run_summary(stack.warehouse_url, run_id))))
         if failure:
             print(f"\nThe run failed: what failed is listed first above. The full output, every task's log "
-                  f"included, is in {log_file} (search it for the task id); `make ui` shows each task's log "
-                  f"in the Airflow UI.")
+                  f"included, is in {log_file} (search it for the task id).")
             raise failure
     print(f"\nDone in {time.monotonic() - started:.0f}s. The marts are in the warehouse's `marts` schema "
           f"(staging views in `staging`, raw copies in `raw_nexpro`, run audit in `ops`).")

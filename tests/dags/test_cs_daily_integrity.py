@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import subprocess
+from types import SimpleNamespace
 
 import pendulum
 import pytest
@@ -25,7 +26,7 @@ def manifest() -> dict:
     return json.loads((project / "target" / "manifest.json").read_text())
 
 
-RUN_DATE = "{{ run_date_for(logical_date or dag_run.run_after) }}"
+RUN_DATE = "{{ run_date_for(dag_run.logical_date or dag_run.run_after) }}"
 
 
 @pytest.fixture(scope="module")
@@ -75,10 +76,15 @@ def test_the_spy_listener_does_see_a_libpq_connection():
 def test_the_run_computes_the_previous_tokyo_day(dag):
     """The 06:30 Tokyo run's logical date is that morning; it must compute the day before, complete."""
     template = dag.get_template_env().from_string(RUN_DATE)
+
+    def render(logical_date, run_after=None):
+        return template.render(dag_run=SimpleNamespace(logical_date=logical_date, run_after=run_after))
+
     morning_run = pendulum.datetime(2026, 11, 21, 6, 30, tz="Asia/Tokyo")  # 2026-11-20T21:30Z
-    assert template.render(logical_date=morning_run, dag_run=None) == "2026-11-20"
+    assert render(morning_run) == "2026-11-20"
     just_after_midnight = pendulum.datetime(2026, 11, 20, 15, 5, tz="UTC")  # 00:05 on the 21st in Tokyo
-    assert template.render(logical_date=just_after_midnight, dag_run=None) == "2026-11-20"
+    assert render(just_after_midnight) == "2026-11-20"
+    assert render(None, run_after=morning_run) == "2026-11-20", "a run triggered with no logical date"
     dbt_task = next(task for task in dag.tasks if task.task_id.startswith("dbt."))
     assert dbt_task.vars == {"run_date": RUN_DATE}
 
