@@ -131,8 +131,23 @@ def migrate_airflow(environment: dict[str, str], log_file: Path | None = None) -
         stamp.touch()
 
 
+def manifest_is_current(project: Path) -> bool:
+    """Whether target/manifest.json is newer than every file of the dbt project it was parsed from."""
+    manifest = project / "target" / "manifest.json"
+    if not manifest.exists():
+        return False
+    generated = {project / folder for folder in ("target", "logs", "dbt_packages")}
+    sources = (path for path in project.rglob("*") if path.is_file() and not generated & set(path.parents))
+    return all(path.stat().st_mtime < manifest.stat().st_mtime for path in sources)
+
+
 def parse_dbt(environment: dict[str, str], log_file: Path | None = None) -> None:
-    """Write dbt_project/target/manifest.json, from which Cosmos renders one Airflow task per dbt node."""
+    """Write dbt_project/target/manifest.json, from which Cosmos renders one Airflow task per dbt node.
+
+    Skipped (saving ~5 s a run) when the manifest is newer than every file of the project."""
+    if manifest_is_current(settings.dbt_project_dir()):
+        log.info("dbt manifest is up to date; not parsing again")
+        return
     project = str(settings.dbt_project_dir())
     step("dbt parse", [str(BIN / "dbt"), "parse", "--project-dir", project, "--profiles-dir", project, "--quiet"],
          environment, log_file=log_file)
