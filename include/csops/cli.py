@@ -123,7 +123,7 @@ def new_run_log() -> Path:
 
 
 def migrate_airflow(environment: dict[str, str], log_file: Path | None = None) -> None:
-    """Create Airflow's SQLite metadata DB once per Airflow version; later runs skip the migration."""
+    """Migrate Airflow's metadata DB once per Airflow version; later runs skip the migration."""
     stamp = Path(environment["AIRFLOW_HOME"]) / f".migrated-{version('apache-airflow')}"
     if not stamp.exists():
         quiet = {} if log_file else {"stdout": subprocess.DEVNULL}

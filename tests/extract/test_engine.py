@@ -39,6 +39,13 @@ def test_full_load_copies_every_table_exactly(nexpro_url, warehouse_url):
         assert result.rows_read == result.rows_inserted > 0
 
 
+def test_a_full_load_leaves_statistics_for_the_planner(nexpro_url, warehouse_url):
+    load(nexpro_url, warehouse_url, "login_events")
+    columns_with_statistics = execute(warehouse_url, "select count(*) from pg_stats "
+                                                     "where schemaname = 'raw_nexpro' and tablename = 'login_events'")
+    assert columns_with_statistics.fetchone()[0] > 0, "analyzed as part of the load, not left to autovacuum"
+
+
 def test_rerun_changes_nothing(nexpro_url, warehouse_url):
     load(nexpro_url, warehouse_url, "viewing_sessions", run_id="day-1")
     before = snapshot(warehouse_url, "raw_nexpro.viewing_sessions", "viewing_session_id")
