@@ -568,12 +568,11 @@ def _load(source: psycopg.Connection, warehouse: psycopg.Connection, table: Sour
                 warehouse.cursor(), source_keys, identifiers(table.primary_key), f"{label} keys")
             warehouse.execute(sql.SQL("analyze {}").format(source_keys))
 
-        if full and raw_has_rows:
+        if full and raw_has_rows:  # the reload must not lose deleted rows' trace, nor rows from CSV files
             stream_source_keys()
+            result.rows_deleted = set_aside_rows_to_keep(warehouse, target, table.primary_key, source_keys)
 
         if full and not casts:
-            if raw_has_rows:
-                result.rows_deleted = set_aside_rows_to_keep(warehouse, target, table.primary_key, source_keys)
             # Straight into the raw table: no index to maintain while copying, key rebuilt afterwards.
             warehouse.execute(sql.SQL("alter table {} drop constraint if exists {}").format(
                 target, sql.Identifier(f"{table.name}_pkey")))
@@ -589,16 +588,12 @@ def _load(source: psycopg.Connection, warehouse: psycopg.Connection, table: Sour
                     warehouse, target, table.primary_key, table.watermark_column, **labels)
                 ensure_primary_key(warehouse, target, table.name, table.primary_key)
             result.rows_inserted = result.rows_read - result.rows_quarantined
-            if raw_has_rows:
-                put_back_kept_rows(warehouse, target, table, raw_column_names)
         else:
             stage = sql.Identifier(f"stage_{table.name}")
             warehouse.execute(sql.SQL("create temporary table {} ({}) on commit drop").format(
                 stage, column_definitions(raw_types)))
             query = sql.SQL("select {} from {}").format(select_list, source_relation)
             if full:
-                if raw_has_rows:
-                    result.rows_deleted = set_aside_rows_to_keep(warehouse, target, table.primary_key, source_keys)
                 warehouse.execute(sql.SQL("truncate {}").format(target))
             else:
                 query += sql.SQL(" where {} >= {}").format(sql.Identifier(table.watermark_column),
@@ -617,12 +612,12 @@ def _load(source: psycopg.Connection, warehouse: psycopg.Connection, table: Sour
                 ensure_primary_key(warehouse, target, table.name, table.primary_key)
             result.rows_inserted, result.rows_updated = merge_into(
                 warehouse, stage, target, names, table.primary_key, casts, version_column=table.watermark_column)
-            if full and raw_has_rows:
-                put_back_kept_rows(warehouse, target, table, raw_column_names)
-            elif raw_has_rows and detect_deletes and key_sets_may_differ(
+            if not full and raw_has_rows and detect_deletes and key_sets_may_differ(
                     source, warehouse, table, target, key_enforced):
                 stream_source_keys()
                 result.rows_deleted = flag_deleted_rows(warehouse, target, table.primary_key, source_keys)
+        if full and raw_has_rows:
+            put_back_kept_rows(warehouse, target, table, raw_column_names)
 
         if full:
             # Fresh statistics now, not whenever autovacuum gets to it: without them the planner guesses,
