@@ -419,3 +419,28 @@ def from_json(f: Field, value):
         raise
     except (ValueError, TypeError, InvalidOperation):
         raise FieldValueError(f"{f.name}: value not of required type: {value!r} (expected {f.type})") from None
+
+
+# --- Storage ---------------------------------------------------------------------------------------------
+
+
+def table_name(obj: SObject) -> str:
+    """The object's table, quoted: `sf."Account"`."""
+    return f'{SCHEMA}."{obj.name}"'
+
+
+def id_sequence(obj: SObject) -> str:
+    """The sequence numbering the object's records (make_id turns its values into Ids)."""
+    return f'{SCHEMA}."{obj.name}_id_seq"'
+
+
+def ddl(objects: dict[str, SObject] | None = None) -> str:
+    """SQL creating every object's table and Id sequence if missing, and adding columns for new fields."""
+    statements = [f"create schema if not exists {SCHEMA};"]
+    for obj in (objects or OBJECTS_BY_NAME).values():
+        statements.append(f"create sequence if not exists {id_sequence(obj)} minvalue 0 start 0;")
+        statements.append(f'create table if not exists {table_name(obj)} ("Id" text primary key);')
+        statements.extend(f'alter table {table_name(obj)} add column if not exists "{f.name}" {f.postgres_type};'
+                          for f in obj.fields if f.name != "Id")
+        statements.append(f'create index if not exists "{obj.name}_modstamp" on {table_name(obj)} ("SystemModstamp");')
+    return "\n".join(statements)
