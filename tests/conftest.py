@@ -22,6 +22,8 @@ from csops.local_postgres import LocalPostgres, ensure_database
 from csops.sandbox.nexpro.generator import build_world
 from csops.sandbox.world import WorldParams
 
+pytest_plugins = ["tests.salesforce_fixtures"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent  # dbt, airflow and csops live beside the interpreter running the tests
 # Airflow reads its home at first import; keep it (and its SQLite DB) out of ~/airflow and .local/.
