@@ -73,6 +73,8 @@ create table if not exists ops.extract_runs (
     primary key (run_id, source_name, table_name)
 );
 alter table ops.extract_runs add column if not exists rows_deleted bigint not null default 0;
+-- API calls a load made (sources behind an API with a daily budget; 0 for databases).
+alter table ops.extract_runs add column if not exists api_calls integer not null default 0;
 create table if not exists ops.extract_watermarks (
     source_name   text not null,
     table_name    text not null,
@@ -151,6 +153,7 @@ class LoadResult:
     rows_inserted: int = 0
     rows_updated: int = 0
     rows_deleted: int = 0
+    api_calls: int = 0
     rows_quarantined: int = 0
     watermark_from: datetime | None = None
     watermark_to: datetime | None = None
@@ -729,22 +732,23 @@ def record_run(connection: psycopg.Connection, result: LoadResult) -> None:
         """
         insert into ops.extract_runs (
             run_id, source_name, table_name, load_mode, status, rows_read, rows_inserted, rows_updated,
-            rows_deleted, rows_quarantined, watermark_from, watermark_to, added_columns, retyped_columns,
-            started_at, finished_at, duration_seconds, error
+            rows_deleted, rows_quarantined, api_calls, watermark_from, watermark_to, added_columns,
+            retyped_columns, started_at, finished_at, duration_seconds, error
         ) values (
-            %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+            %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
             coalesce(%s, clock_timestamp()), clock_timestamp(), %s, %s
         )
         on conflict (run_id, source_name, table_name) do update set
             load_mode = excluded.load_mode, status = excluded.status, rows_read = excluded.rows_read,
             rows_inserted = excluded.rows_inserted, rows_updated = excluded.rows_updated,
             rows_deleted = excluded.rows_deleted, rows_quarantined = excluded.rows_quarantined,
+            api_calls = excluded.api_calls,
             watermark_from = excluded.watermark_from, watermark_to = excluded.watermark_to,
             added_columns = excluded.added_columns, retyped_columns = excluded.retyped_columns,
             started_at = excluded.started_at, finished_at = excluded.finished_at,
             duration_seconds = excluded.duration_seconds, error = excluded.error
         """,
         (result.run_id, result.source_name, result.table_name, result.load_mode, result.status, result.rows_read,
-         result.rows_inserted, result.rows_updated, result.rows_deleted, result.rows_quarantined,
+         result.rows_inserted, result.rows_updated, result.rows_deleted, result.rows_quarantined, result.api_calls,
          result.watermark_from, result.watermark_to, result.added_columns, result.retyped_columns,
          result.started_at, round(result.duration_seconds, 3), result.error))

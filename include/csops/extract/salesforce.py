@@ -1,0 +1,462 @@
+"""Copy Salesforce objects into the warehouse's `raw_salesforce` schema: incremental, deletes included.
+
+One object is loaded like one Nexpro table, with the same ops tables (audit in `ops.extract_runs`,
+watermarks, quarantine, `ops.source_columns`) and the same guarantees, all in one warehouse transaction:
+1. `describe` the object. Every queryable field becomes a raw column (lower-cased API name, e.g.
+   `nexpro_tenant_id__c`); a field added in Salesforce becomes a new raw column on the next run.
+2. Read the watermark: the largest `SystemModstamp` loaded so far. Rows modified since the watermark
+   minus the overlap are read with `queryAll`, which also returns deleted rows (`IsDeleted = true`) while
+   they are in the recycle bin. No watermark, an empty raw table or a full refresh reads everything.
+3. The rows are streamed page by page into a stage table: through the REST API (pages of up to 2,000),
+   or through a Bulk API 2.0 query job when a `COUNT()` says there are more than `bulk_threshold` rows.
+   Nothing but one page is held in memory.
+4. The stage is merged into raw on `id` (a row is rewritten only when a value changed). Rows Salesforce
+   reports deleted get `_deleted_at`; an undeleted row is un-flagged. A full load also flags raw rows the
+   org no longer returns at all (purged from the recycle bin). Rows whose values do not fit their raw
+   column go to `ops.quarantine`.
+5. API calls are counted (`ops.extract_runs.api_calls`) and the org's remaining daily budget is read from
+   every answer's `Sforce-Limit-Info` header. Before a call would eat into the reserve, the load stops:
+   what was read so far is merged, the watermark moves to the last row read (pages are read in
+   `SystemModstamp` order), the audit row says `stopped` and why, and the next run resumes from there.
+6. Transient errors (503, `UNABLE_TO_LOCK_ROW`, timeouts, dropped connections) are retried with
+   exponential backoff; an expired session logs in again. A permanent error fails the load with a
+   message naming the object and the fix, and a `failed` audit row.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import requests
+from psycopg import sql
+from simple_salesforce import Salesforce
+from simple_salesforce.bulk2 import Operation
+from simple_salesforce.exceptions import (
+    SalesforceAuthenticationFailed,
+    SalesforceError,
+    SalesforceExpiredSession,
+    SalesforceMalformedRequest,
+    SalesforceRefusedRequest,
+    SalesforceResourceNotFound,
+)
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from csops.extract.engine import (
+    DEFAULT_OVERLAP,
+    DELETED_AT,
+    ExtractError,
+    LoadResult,
+    SourceColumn,
+    SourceTable,
+    column_definitions,
+    ensure_schemas,
+    identifiers,
+    merge_into,
+    prepare_raw_table,
+    quarantine_bad_values,
+    quarantine_duplicate_keys,
+    quarantine_null_keys,
+    record_run,
+    record_source_columns,
+)
+
+log = logging.getLogger(__name__)
+
+SOURCE_NAME = "salesforce"
+RAW_SCHEMA = "raw_salesforce"
+# The objects the platform reads: standard CRM objects and the CS team's custom objects.
+SALESFORCE_OBJECTS = (
+    "User", "Account", "Contact", "Opportunity", "Task", "Event", "Outcome_Goal__c", "Outcome_Result__c",
+    "Meeting_Note__c", "Health_Score__c", "Usage__c", "Revenue__c",
+)
+WATERMARK_FIELD = "SystemModstamp"
+DEFAULT_BULK_THRESHOLD = 10_000
+DEFAULT_BUDGET_RESERVE = 0.2  # the share of the org's daily API budget the extract leaves to others
+BULK_PAGE_RECORDS = 10_000
+REQUEST_TIMEOUT_SECONDS = 120
+# describe types with no single column value (compound fields are also readable through their parts).
+UNLOADABLE_TYPES = {"address", "location", "base64", "anyType", "complexvalue"}
+RAW_TYPES = {
+    "boolean": "boolean", "date": "date", "datetime": "timestamptz", "time": "time",
+    "double": "numeric", "currency": "numeric", "percent": "numeric", "int": "bigint", "long": "bigint",
+}
+TRANSIENT_STATUSES = {500, 502, 503, 504}
+TRANSIENT_ERROR_CODES = ("UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "REQUEST_RUNNING_TOO_LONG")
+LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
+
+
+class BudgetReserveReached(ExtractError):
+    """The next API call would eat into the reserve of the org's daily budget."""
+
+
+class CountingSession(requests.Session):
+    """A requests session that counts the calls it makes and reads the org's API usage from each answer.
+
+    Every call first checks the budget: when the org's remaining daily requests are down to the reserve,
+    `BudgetReserveReached` is raised instead of calling. Calls without a timeout get one.
+    """
+
+    def __init__(self, reserve_share: float, timeout: float = REQUEST_TIMEOUT_SECONDS) -> None:
+        super().__init__()
+        self.reserve_share = reserve_share
+        self.timeout = timeout
+        self.calls = 0
+        self.used: int | None = None
+        self.limit: int | None = None
+
+    @property
+    def reserve(self) -> int | None:
+        return None if self.limit is None else int(self.limit * self.reserve_share)
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.limit is None else self.limit - self.used
+
+    def request(self, method, url, *args, **kwargs):
+        if self.limit is not None and self.remaining <= self.reserve:
+            raise BudgetReserveReached(
+                f"stopped before spending the reserve of the org's daily API budget: {self.used:,} of "
+                f"{self.limit:,} requests used, {self.reserve:,} ({self.reserve_share:.0%}) kept for other "
+                f"integrations. The load resumes from its watermark on the next run; to go on today, lower "
+                f"the reserve (CS_SALESFORCE_API_RESERVE) or raise the org's limit")
+        kwargs.setdefault("timeout", self.timeout)
+        response = super().request(method, url, *args, **kwargs)
+        self.calls += 1
+        usage = LIMIT_INFO.search(response.headers.get("Sforce-Limit-Info", ""))
+        if usage:
+            self.used, self.limit = int(usage.group(1)), int(usage.group(2))
+        return response
+
+
+def is_transient(error: BaseException) -> bool:
+    """Errors worth another try: the org is busy or briefly unreachable."""
+    if isinstance(error, requests.ConnectionError | requests.Timeout):
+        return True
+    if isinstance(error, SalesforceError):
+        return error.status in TRANSIENT_STATUSES or any(code in str(error.content) for code in TRANSIENT_ERROR_CODES)
+    return False
+
+
+def error_codes(error: SalesforceError) -> str:
+    """`CODE: message` from Salesforce's `[{"message", "errorCode"}]` body, or the raw body."""
+    content = error.content
+    if isinstance(content, list):
+        return "; ".join(f"{item.get('errorCode')}: {item.get('message')}" for item in content
+                         if isinstance(item, dict)) or str(content)
+    return str(content)
+
+
+def explain(error: Exception, object_name: str) -> ExtractError:
+    """A permanent Salesforce error as an ExtractError naming the object and the fix."""
+    if isinstance(error, SalesforceAuthenticationFailed):
+        return ExtractError(f"Salesforce login failed ({error.code}: {error.message}): check the username, password "
+                            f"and security token of the salesforce_default connection")
+    if isinstance(error, SalesforceError):
+        detail = error_codes(error)
+        if isinstance(error, SalesforceMalformedRequest) and "INVALID_TYPE" in detail:
+            fix = (f"the org has no object {object_name}, or the connection's user cannot read it; grant access "
+                   f"or remove it from SALESFORCE_OBJECTS")
+        elif isinstance(error, SalesforceMalformedRequest) and "INVALID_FIELD" in detail:
+            fix = (f"a field of {object_name} is no longer queryable by the connection's user; check its "
+                   f"field-level security")
+        elif isinstance(error, SalesforceRefusedRequest) and "REQUEST_LIMIT_EXCEEDED" in detail:
+            fix = "the org's daily API budget is spent; the load resumes from its watermark once it resets"
+        elif isinstance(error, SalesforceResourceNotFound):
+            fix = f"the org does not expose {object_name} to the connection's user"
+        else:
+            fix = f"Salesforce refused the request (HTTP {error.status}); see the message above"
+        return ExtractError(f"Salesforce {object_name}: {detail} — {fix}")
+    return ExtractError(f"Salesforce {object_name}: {type(error).__name__}: {error}")
+
+
+@dataclass
+class SalesforceApi:
+    """The Salesforce calls the extract makes: retried when transient, re-logged-in when the session expires."""
+
+    connect: Callable[[requests.Session], Salesforce]
+    session: CountingSession
+    retry_wait_seconds: float = 1.0
+    attempts: int = 5
+
+    def __post_init__(self) -> None:
+        self.client = self.connect(self.session)
+
+    def call(self, operation: Callable[[Salesforce], object]):
+        """Run `operation(client)`: retry transient errors with backoff; after an expired session, log in again."""
+        for attempt in Retrying(retry=retry_if_exception(is_transient), stop=stop_after_attempt(self.attempts),
+                                wait=wait_exponential(multiplier=self.retry_wait_seconds, max=60), reraise=True,
+                                before_sleep=lambda state: log.warning(
+                                    "Salesforce: %s; retrying (attempt %s of %s)", state.outcome.exception(),
+                                    state.attempt_number + 1, self.attempts)):
+            with attempt:
+                try:
+                    return operation(self.client)
+                except SalesforceExpiredSession:
+                    log.warning("Salesforce session expired; logging in again")
+                    self.client = self.connect(self.session)
+                    return operation(self.client)
+
+    def limits(self) -> None:
+        """Ask for the org's limits once, so the budget is known before the first real call."""
+        self.call(lambda client: client.limits())
+
+    def describe(self, object_name: str) -> dict:
+        return self.call(lambda client: getattr(client, object_name).describe())
+
+    def count(self, soql: str) -> int:
+        return self.call(lambda client: client.query_all(soql, include_deleted=True))["totalSize"]
+
+    def rest_pages(self, soql: str) -> Iterator[list[dict]]:
+        """The records of `soql` (deleted ones included), a page at a time, through the REST API."""
+        page = self.call(lambda client: client.query(soql, include_deleted=True))
+        while True:
+            yield page["records"]
+            if page.get("done", True):
+                return
+            next_url = page["nextRecordsUrl"]
+            page = self.call(lambda client, url=next_url: client.query_more(url, identifier_is_url=True,
+                                                                            include_deleted=True))
+
+    def bulk_pages(self, object_name: str, soql: str, poll_seconds: float) -> Iterator[str]:
+        """The records of `soql` (deleted ones included) as CSV pages from a Bulk API 2.0 `queryAll` job.
+
+        The job's steps are made one by one (simple-salesforce's `query_all` generator does the same), so
+        each call is retried on its own and a transient error does not restart the job.
+        """
+        jobs = lambda client: getattr(client.bulk2, object_name)._client  # noqa: E731
+        job = self.call(lambda client: jobs(client).create_job(Operation.query_all, soql))
+        self.call(lambda client: jobs(client).wait_for_job(job["id"], True, poll_seconds))
+        locator = ""
+        while True:
+            page = self.call(lambda client, at=locator: jobs(client).get_query_results(job["id"], at,
+                                                                                       BULK_PAGE_RECORDS))
+            yield page["records"]
+            locator = page["locator"]
+            if not locator:
+                return
+
+
+def describe_columns(description: dict) -> tuple[dict[str, str], dict[str, SourceColumn]]:
+    """(raw column -> API field name, raw column -> type) for the loadable fields of a describe result."""
+    fields = {}
+    columns = {}
+    for described in description["fields"]:
+        if described["type"] in UNLOADABLE_TYPES:
+            continue
+        column = described["name"].lower()
+        fields[column] = described["name"]
+        columns[column] = SourceColumn(source_type=described["type"],
+                                       raw_type=RAW_TYPES.get(described["type"], "text"),
+                                       is_required=not described["nillable"])
+    for required in ("id", WATERMARK_FIELD.lower(), "isdeleted"):
+        if required not in columns:
+            raise ExtractError(f"Salesforce {description['name']}: describe shows no {required} field; the extract "
+                               f"needs Id, SystemModstamp and IsDeleted on every object")
+    return fields, columns
+
+
+def soql_for(object_name: str, fields: list[str], since: datetime | None, *, count: bool = False) -> str:
+    """The extract's SOQL: every field, rows modified since `since`, in SystemModstamp order."""
+    where = ""
+    if since is not None:
+        where = f" WHERE {WATERMARK_FIELD} >= {since.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+    if count:
+        return f"SELECT COUNT() FROM {object_name}{where}"
+    return f"SELECT {', '.join(fields)} FROM {object_name}{where} ORDER BY {WATERMARK_FIELD}, Id"
+
+
+def as_text(value) -> str | None:
+    """A JSON value as the text the stage holds (the same text a Bulk CSV carries)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def rest_rows(pages: Iterator[list[dict]], fields: list[str]) -> Iterator[list]:
+    for records in pages:
+        for record in records:
+            yield [as_text(record.get(name)) for name in fields]
+
+
+def bulk_rows(pages: Iterator[str], fields: list[str]) -> Iterator[list]:
+    for page in pages:
+        reader = csv.DictReader(io.StringIO(page))
+        lowered = {name.lower(): name for name in reader.fieldnames or ()}
+        missing = [name for name in fields if name.lower() not in lowered]
+        if missing:
+            raise ExtractError(f"the Bulk API answer lacks the column(s) {', '.join(missing)}")
+        for record in reader:
+            yield [record[lowered[name.lower()]] or None for name in fields]
+
+
+def load_object(api: SalesforceApi, warehouse_url: str, object_name: str, *, run_id: str,
+                overlap: timedelta = DEFAULT_OVERLAP, full_refresh: bool = False,
+                bulk_threshold: int = DEFAULT_BULK_THRESHOLD, bulk_poll_seconds: float = 2.0) -> LoadResult:
+    """Bring `raw_salesforce.<object>` up to date with the org. See the module docstring for the steps."""
+    table = SourceTable(object_name.lower(), ("id",), watermark_column=WATERMARK_FIELD.lower())
+    result = LoadResult(source_name=SOURCE_NAME, table_name=table.name, run_id=run_id)
+    clock = time.monotonic()
+    calls_before = api.session.calls
+    with psycopg.connect(warehouse_url, autocommit=True) as warehouse:
+        ensure_schemas(warehouse, RAW_SCHEMA)
+        result.started_at = warehouse.execute("select clock_timestamp()").fetchone()[0]
+        try:
+            with warehouse.transaction():
+                _load(api, warehouse, object_name, table, result, overlap=overlap, full_refresh=full_refresh,
+                      bulk_threshold=bulk_threshold, bulk_poll_seconds=bulk_poll_seconds)
+                result.api_calls = api.session.calls - calls_before
+                result.duration_seconds = time.monotonic() - clock
+                record_run(warehouse, result)
+        except BudgetReserveReached as reached:  # before a single row was read: nothing to keep
+            result.status, result.error = "stopped", f"Salesforce {object_name}: {reached}"
+            result.api_calls = api.session.calls - calls_before
+            result.duration_seconds = time.monotonic() - clock
+            log.warning("%s.%s: %s", RAW_SCHEMA, table.name, result.error)
+            with warehouse.transaction():
+                record_run(warehouse, result)
+        except Exception as error:
+            failure = error if isinstance(error, ExtractError) else explain(error, object_name)
+            result.status, result.error = "failed", str(failure)
+            result.api_calls = api.session.calls - calls_before
+            result.duration_seconds = time.monotonic() - clock
+            with warehouse.transaction():
+                record_run(warehouse, result)
+            if failure is error:
+                raise
+            raise failure from error
+    log.info("%s.%s: %s load (%s), %s read, %s inserted, %s updated, %s deleted, %s quarantined, %s API calls "
+             "in %.1fs", RAW_SCHEMA, table.name, result.load_mode, result.status, result.rows_read,
+             result.rows_inserted, result.rows_updated, result.rows_deleted, result.rows_quarantined,
+             result.api_calls, result.duration_seconds)
+    return result
+
+
+def _load(api: SalesforceApi, warehouse: psycopg.Connection, object_name: str, table: SourceTable,
+          result: LoadResult, *, overlap: timedelta, full_refresh: bool, bulk_threshold: int,
+          bulk_poll_seconds: float) -> None:
+    label = f"{RAW_SCHEMA}.{table.name}"
+    labels = {"source_name": SOURCE_NAME, "table_name": table.name, "run_id": result.run_id}
+    if api.session.limit is None:
+        api.limits()
+    field_names, columns = describe_columns(api.describe(object_name))
+    casts = prepare_raw_table(warehouse, table, columns, result, RAW_SCHEMA)
+    record_source_columns(warehouse, SOURCE_NAME, table.name, columns)
+    target = sql.Identifier(RAW_SCHEMA, table.name)
+
+    watermark = warehouse.execute(
+        "select watermark from ops.extract_watermarks where source_name = %s and table_name = %s",
+        (SOURCE_NAME, table.name)).fetchone()
+    watermark = watermark[0] if watermark else None
+    raw_has_rows = warehouse.execute(sql.SQL("select exists (select from {})").format(target)).fetchone()[0]
+    full = full_refresh or watermark is None or not raw_has_rows
+    result.load_mode = "full" if full else "incremental"
+    result.watermark_from = None if full else watermark - overlap
+
+    names = list(columns)
+    fields = [field_names[column] for column in names]
+    stage = sql.Identifier(f"stage_{table.name}")
+    warehouse.execute(sql.SQL("create temporary table {} ({}) on commit drop").format(
+        stage, column_definitions(dict.fromkeys(names, "text"))))
+    expected = api.count(soql_for(object_name, fields, result.watermark_from, count=True))
+    soql = soql_for(object_name, fields, result.watermark_from)
+    if expected > bulk_threshold:
+        log.info("%s: %s rows to read, above %s: Bulk API 2.0 query", label, f"{expected:,}", f"{bulk_threshold:,}")
+        rows = bulk_rows(api.bulk_pages(object_name, soql, bulk_poll_seconds), fields)
+    else:
+        rows = rest_rows(api.rest_pages(soql), fields)
+    stopped = None
+    with warehouse.cursor().copy(sql.SQL("copy {} ({}) from stdin").format(stage, identifiers(names))) as copy:
+        try:
+            for row in rows:
+                copy.write_row(row)
+                result.rows_read += 1
+                if result.rows_read % 50_000 == 0:
+                    log.info("%s: %s of %s rows read", label, f"{result.rows_read:,}", f"{expected:,}")
+        except BudgetReserveReached as reached:
+            stopped = reached
+    result.rows_quarantined += quarantine_null_keys(warehouse, stage, table.primary_key, **labels)
+    raw_types = {column: source.raw_type for column, source in columns.items()}
+    for column, raw_type in {**raw_types, **casts}.items():
+        if raw_type != "text":
+            result.rows_quarantined += quarantine_bad_values(warehouse, stage, column, raw_type, label, **labels)
+    result.rows_quarantined += quarantine_duplicate_keys(warehouse, stage, table.primary_key,
+                                                         table.watermark_column, **labels)
+    result.rows_inserted, result.rows_updated = merge_into(
+        warehouse, stage, target, names, table.primary_key, {**raw_types, **casts},
+        version_column=table.watermark_column)
+    result.rows_deleted = apply_deletions(warehouse, target, stage, purge_unseen=full and stopped is None)
+
+    if result.rows_quarantined:
+        log.warning("%s: %s row(s) quarantined; see ops.quarantine where last_seen_run_id = %r", label,
+                    result.rows_quarantined, result.run_id)
+    seen_until = warehouse.execute(sql.SQL("select least(max({}::timestamptz), now()) from {}").format(
+        sql.Identifier(table.watermark_column), stage)).fetchone()[0]
+    result.watermark_to = seen_until or watermark
+    if seen_until is not None:
+        # A full load sets the watermark to what it saw; an increment only moves it forward.
+        warehouse.execute(
+            """
+            insert into ops.extract_watermarks (source_name, table_name, watermark) values (%s, %s, %s)
+            on conflict (source_name, table_name) do update
+            set watermark = case when %s then excluded.watermark
+                else greatest(excluded.watermark, ops.extract_watermarks.watermark) end,
+                updated_at = now()
+            """, (SOURCE_NAME, table.name, seen_until, full and stopped is None))
+    if stopped is not None:
+        result.status, result.error = "stopped", f"Salesforce {object_name}: {stopped}"
+        log.warning("%s: %s", label, result.error)
+    else:
+        result.status = "succeeded"
+    if full:
+        warehouse.execute(sql.SQL("analyze {}").format(target))
+
+
+def apply_deletions(warehouse: psycopg.Connection, target: sql.Composable, stage: sql.Composable, *,
+                    purge_unseen: bool) -> int:
+    """Flag rows Salesforce reported deleted; un-flag undeleted ones. Returns how many were newly flagged.
+
+    `purge_unseen` (a complete full load): raw rows the org no longer returns at all, even with `queryAll`,
+    were purged from its recycle bin; they are flagged too.
+    """
+    deleted_at = sql.Identifier(DELETED_AT)
+    flagged = warehouse.execute(sql.SQL("""
+        update {target} as raw set {deleted_at} = now()
+        from {stage} as seen
+        where seen.id = raw.id and seen.isdeleted = 'true' and raw.{deleted_at} is null
+    """).format(target=target, stage=stage, deleted_at=deleted_at)).rowcount
+    warehouse.execute(sql.SQL("""
+        update {target} as raw set {deleted_at} = null
+        from {stage} as seen
+        where seen.id = raw.id and seen.isdeleted = 'false' and raw.{deleted_at} is not null
+    """).format(target=target, stage=stage, deleted_at=deleted_at))
+    if purge_unseen:
+        flagged += warehouse.execute(sql.SQL("""
+            update {target} as raw set {deleted_at} = now()
+            where raw.{deleted_at} is null and not exists (select from {stage} as seen where seen.id = raw.id)
+        """).format(target=target, stage=stage, deleted_at=deleted_at)).rowcount
+    return flagged
+
+
+def connect_with_hook(conn_id: str) -> Callable[[requests.Session], Salesforce]:
+    """A login function over an Airflow connection (`SalesforceHook`): a fresh login on every call."""
+
+    def connect(session: requests.Session) -> Salesforce:
+        from airflow.providers.salesforce.hooks.salesforce import SalesforceHook
+
+        try:
+            return SalesforceHook(salesforce_conn_id=conn_id, session=session).get_conn()
+        except SalesforceAuthenticationFailed as failed:
+            raise explain(failed, "login") from failed
+
+    return connect
+
