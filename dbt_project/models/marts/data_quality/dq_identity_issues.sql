@@ -1,0 +1,145 @@
+-- Every record the identity model could not reconcile, with the reason and the fix: the reconciliation
+-- the CS team used to do by hand in spreadsheets. One row per (issue, record).
+
+with
+
+accounts as (
+
+    select * from {{ ref('stg_salesforce__accounts') }}
+
+),
+
+tenants as (
+
+    select * from {{ ref('stg_nexpro__tenants') }}
+
+),
+
+ranked_accounts as (
+
+    select
+        accounts.*,
+        first_value(account_id) over (
+            partition by nexpro_tenant_id order by created_at, account_id
+        ) as kept_account_id,
+        row_number() over (partition by nexpro_tenant_id order by created_at, account_id) as tenant_key_rank
+    from accounts
+    where nexpro_tenant_id is not null
+
+),
+
+accounts_without_tenant_key as (
+
+    select
+        'account_without_tenant_key' as issue_type,
+        'salesforce' as source_system,
+        account_id as record_id,
+        account_name as company_name,
+        cast(null as text) as key_value,
+        cast(null as text) as related_record_id,
+        'Account has no Nexpro_Tenant_Id__c, so its product usage cannot be linked: '
+        || 'set it to the company''s Nexpro tenant id' as reason
+    from accounts
+    where nexpro_tenant_key is null
+
+),
+
+tenant_keys_not_found as (
+
+    select
+        'tenant_key_not_found' as issue_type,
+        'salesforce' as source_system,
+        accounts.account_id as record_id,
+        accounts.account_name as company_name,
+        accounts.nexpro_tenant_key as key_value,
+        cast(null as text) as related_record_id,
+        case
+            when accounts.nexpro_tenant_id is null
+                then 'Nexpro_Tenant_Id__c ''' || accounts.nexpro_tenant_key || ''' is not a tenant id (digits only): '
+                    || 'correct it'
+            else 'Nexpro_Tenant_Id__c ' || accounts.nexpro_tenant_key || ' matches no Nexpro tenant: '
+                || 'correct the id, or check whether the tenant was removed'
+        end as reason
+    from accounts
+    left join tenants
+        on accounts.nexpro_tenant_id = tenants.tenant_id
+    where accounts.nexpro_tenant_key is not null
+        and tenants.tenant_id is null
+
+),
+
+duplicate_tenant_keys as (
+
+    select
+        'duplicate_tenant_key' as issue_type,
+        'salesforce' as source_system,
+        account_id as record_id,
+        account_name as company_name,
+        nexpro_tenant_key as key_value,
+        kept_account_id as related_record_id,
+        'Another account (' || kept_account_id || ', the oldest, used for the company) carries the same '
+        || 'Nexpro_Tenant_Id__c ' || nexpro_tenant_key || ': merge the duplicate accounts in Salesforce' as reason
+    from ranked_accounts
+    where tenant_key_rank > 1
+
+),
+
+tenants_without_account as (
+
+    select
+        'tenant_without_account' as issue_type,
+        'nexpro' as source_system,
+        cast(tenants.tenant_id as text) as record_id,
+        tenants.company_name,
+        cast(tenants.tenant_id as text) as key_value,
+        cast(null as text) as related_record_id,
+        'No Salesforce Account carries this tenant id, so the company has no CSM or CRM data: '
+        || 'set Nexpro_Tenant_Id__c on its account (or create the account)' as reason
+    from tenants
+    where not exists (
+        select from accounts where accounts.nexpro_tenant_id = tenants.tenant_id
+    )
+
+),
+
+accounts_without_board_key as (
+
+    select
+        'account_without_board_key' as issue_type,
+        'salesforce' as source_system,
+        account_id as record_id,
+        account_name as company_name,
+        cast(null as text) as key_value,
+        cast(null as text) as related_record_id,
+        'Account has no Board_Client_Id__c, so its billing cannot be linked: '
+        || 'set it to the company''s board client id' as reason
+    from accounts
+    where board_client_key is null
+
+),
+
+issues as (
+
+    select * from accounts_without_tenant_key
+    union all
+    select * from tenant_keys_not_found
+    union all
+    select * from duplicate_tenant_keys
+    union all
+    select * from tenants_without_account
+    union all
+    select * from accounts_without_board_key
+
+),
+
+final as (
+
+    select
+        {{ generate_surrogate_key(['issue_type', 'source_system', 'record_id']) }} as issue_id,
+        issues.*,
+        {{ run_date() }} as as_of_date
+    from issues
+
+)
+
+select * from final

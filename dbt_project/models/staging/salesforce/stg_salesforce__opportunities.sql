@@ -1,0 +1,42 @@
+with
+
+source as (
+
+    select * from {{ source('salesforce', 'opportunity') }}
+    where not isdeleted and _deleted_at is null  -- in the recycle bin or gone: kept in raw, left out here
+
+),
+
+final as (
+
+    select
+        -- ids
+        id as opportunity_id,
+        accountid as account_id,
+        ownerid as owner_user_id,
+
+        -- attributes
+        name as opportunity_name,
+        type as opportunity_type,
+        stagename as stage_name,
+        amount as amount_jpy,
+        probability as probability_pct,
+
+        -- flags
+        isclosed as is_closed,
+        iswon as is_won,
+
+        -- dates
+        closedate as close_date,
+
+        -- timestamps (UTC)
+        createddate as created_at,
+        lastmodifieddate as updated_at,
+        systemmodstamp as system_modstamp,
+        _loaded_at as loaded_at
+
+    from source
+
+)
+
+select * from final
