@@ -12,20 +12,29 @@ date rebuilds that date's mart rows and leaves later dates as they are.
    audited in `ops.extract_runs`, bad rows to `ops.quarantine`). Rows deleted in the source are flagged
    `_deleted_at` in raw (staging leaves them out). Then `load_csv_inbox` merges usage CSV exports dropped
    into the inbox; a bad file goes to `rejected/` with a reason file and never stops the run.
-2. **source_freshness** — `dbt source freshness`: how long ago the loader last succeeded for each table.
+2. **salesforce_extract** — in parallel with Nexpro, one task per Salesforce object (Account, Contact,
+   Opportunity, Task, Event, User and the CS custom objects) through the `salesforce_default`
+   connection: `queryAll` of the rows modified since the watermark (`SystemModstamp`, re-reading
+   `overlap_minutes`), REST or a Bulk API 2.0 job for big increments, into `raw_salesforce`. Deleted
+   records are flagged `_deleted_at`; a field added in Salesforce becomes a raw column. API calls are
+   counted; before the org's daily budget reserve is touched the load stops and resumes next run.
+3. **source_freshness** — `dbt source freshness`: how long ago the loader last succeeded for each table.
    Runs even when a load failed, which is when it matters.
-3. **dbt** — the dbt project through Cosmos: one task per model/seed, each running `dbt build` for that
+4. **dbt** — the dbt project through Cosmos: one task per model/seed, each running `dbt build` for that
    node (the model, then its tests). Results land in `ops.dbt_node_results`. Each mart's task updates
    the mart's Asset (`csops.marts.<model>`), which downstream DAGs can be scheduled on.
-4. **summarize** — always runs, whatever happened upstream (a teardown task, so the run still fails when
+5. **summarize** — always runs, whatever happened upstream (a teardown task, so the run still fails when
    something failed): what failed first (task, table, error), then rows loaded, deleted and quarantined
    per table, rejected files, stale sources, models and tests. Stored in `ops.run_summaries`.
 
-**Params** (Trigger DAG w/ config): `full_refresh` — table names to reload from scratch, or `["all"]`;
+**Params** (Trigger DAG w/ config): `full_refresh` — tables/objects to reload from scratch, or `["all"]`;
 `overlap_minutes` — how far behind the watermark incremental loads re-read (default 60).
+Full refresh names are Nexpro table names or Salesforce object names (`Account`).
 
 Re-running any date is safe: loads merge on keys and marts are rebuilt for that date.
-Connections: `cs_warehouse` (the warehouse) and `nexpro_db` (the product DB), both Postgres.
+Connections: `cs_warehouse` (the warehouse) and `nexpro_db` (the product DB), both Postgres;
+`salesforce_default` (the Salesforce org: username, password, security token; a proxy and CA bundle for
+the local sandbox).
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ from cosmos.profiles import PostgresUserPasswordProfileMapping
 
 from csops import settings
 from csops.extract.nexpro_tables import NEXPRO_TABLES, RAW_SCHEMA, SOURCE_NAME
+from csops.extract.salesforce_objects import SALESFORCE_OBJECTS
 from csops_airflow.assets import mart_asset
 from csops_airflow.connections import postgres_conninfo
 
@@ -74,12 +84,15 @@ DBT_ARGS = {
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
-    tags=["cs", "nexpro", "dbt"],
+    tags=["cs", "nexpro", "salesforce", "dbt"],
     user_defined_macros={"run_date_for": settings.run_date_for},
     params={
         "full_refresh": Param(
-            [], type="array", items={"type": "string", "enum": ["all", *(table.name for table in NEXPRO_TABLES)]},
-            title="Full refresh", description="Tables to reload from scratch instead of incrementally, or all."),
+            [], type="array",
+            items={"type": "string", "enum": ["all", *(table.name for table in NEXPRO_TABLES), *SALESFORCE_OBJECTS]},
+            title="Full refresh",
+            description="Nexpro tables and Salesforce objects to reload from scratch instead of incrementally, "
+                        "or all."),
         "overlap_minutes": Param(
             settings.DEFAULT_OVERLAP_MINUTES, type="integer", minimum=0, title="Watermark overlap (minutes)",
             description="Incremental loads re-read rows updated this long before the watermark, to catch "
@@ -124,6 +137,29 @@ def cs_daily():
             return [{"file": o.file, "table": o.table, "status": o.status, "rows": o.rows} for o in outcomes]
 
         load_table.expand(table_name=[table.name for table in NEXPRO_TABLES]) >> load_csv_inbox()
+
+    @task_group(group_id="salesforce_extract")
+    def salesforce_extract():
+        @task(map_index_template="{{ object_name }}", max_active_tis_per_dagrun=4)
+        def load_object(object_name: str) -> dict:
+            from csops.extract.salesforce import CountingSession, SalesforceApi, connect_with_hook
+            from csops.extract.salesforce import load_object as load
+
+            context = get_current_context()
+            context["object_name"] = object_name  # names the mapped task instance in the UI
+            params = context["params"]
+            api = SalesforceApi(connect_with_hook(settings.SALESFORCE_CONN_ID),
+                                CountingSession(reserve_share=settings.salesforce_api_reserve()))
+            result = load(api, postgres_conninfo(settings.WAREHOUSE_CONN_ID), object_name, run_id=context["run_id"],
+                          overlap=timedelta(minutes=int(params["overlap_minutes"])),
+                          full_refresh=bool({"all", object_name} & set(params["full_refresh"])),
+                          bulk_threshold=settings.salesforce_bulk_threshold())
+            return {"object": object_name, "mode": result.load_mode, "status": result.status,
+                    "read": result.rows_read, "inserted": result.rows_inserted, "updated": result.rows_updated,
+                    "deleted": result.rows_deleted, "quarantined": result.rows_quarantined,
+                    "api_calls": result.api_calls}
+
+        load_object.expand(object_name=list(SALESFORCE_OBJECTS))
 
     source_freshness = DbtSourceLocalOperator(
         task_id="source_freshness",
@@ -172,8 +208,9 @@ def cs_daily():
         print(text)
         return {"run_id": run_id, "failures": len(summary["failures"])}
 
-    extract = nexpro_extract()
-    extract >> [source_freshness, dbt]
+    extracts = [nexpro_extract(), salesforce_extract()]
+    for extract in extracts:
+        extract >> [source_freshness, dbt]
     [source_freshness, dbt] >> summarize()
 
 

@@ -57,16 +57,18 @@ def logical_date_computing(run_date: date) -> str:
 
 
 def full_refresh_tables(value: str | None) -> list[str]:
-    """`--full-refresh all` or a comma-separated list of Nexpro tables, checked against the extract list."""
+    """`--full-refresh all` or a comma-separated list of Nexpro tables and Salesforce objects, checked."""
     from csops.extract.nexpro_tables import NEXPRO_TABLES_BY_NAME
+    from csops.extract.salesforce_objects import SALESFORCE_OBJECTS
 
     if not value:
         return []
+    known = [*NEXPRO_TABLES_BY_NAME, *SALESFORCE_OBJECTS]
     tables = [name.strip() for name in value.split(",") if name.strip()]
-    unknown = [name for name in tables if name != "all" and name not in NEXPRO_TABLES_BY_NAME]
+    unknown = [name for name in tables if name != "all" and name not in known]
     if unknown:
         raise SystemExit(f"--full-refresh: unknown table(s) {', '.join(unknown)}; use 'all' or some of: "
-                         f"{', '.join(NEXPRO_TABLES_BY_NAME)}")
+                         f"{', '.join(known)}")
     return tables
 
 
@@ -264,7 +266,8 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--date", help="business date to compute, YYYY-MM-DD (default: yesterday in Asia/Tokyo, "
                                     "the last complete day)")
     run.add_argument("--full-refresh", metavar="TABLES",
-                     help="reload these Nexpro tables from scratch: 'all' or a comma-separated list")
+                     help="reload these Nexpro tables / Salesforce objects from scratch: 'all' or a "
+                          "comma-separated list")
     run.set_defaults(handler=command_run)
     sandbox = commands.add_parser("sandbox", help="build the sandbox source systems")
     sandbox.add_argument("system", choices=["nexpro"])

@@ -14,6 +14,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # Airflow connection ids used by the DAG; the same names become AIRFLOW_CONN_<ID> variables.
 WAREHOUSE_CONN_ID = "cs_warehouse"
 NEXPRO_CONN_ID = "nexpro_db"
+SALESFORCE_CONN_ID = "salesforce_default"
 
 BUSINESS_TIMEZONE = "Asia/Tokyo"
 # Incremental loads re-read rows updated this long before the watermark (a DAG param can change it).
@@ -40,6 +41,27 @@ def configured_warehouse_url() -> str | None:
 
 def configured_nexpro_url() -> str | None:
     return configured_url(NEXPRO_CONN_ID, "CS_NEXPRO_URL")
+
+
+def configured_salesforce_connection() -> str | None:
+    """The Salesforce connection the user configured (a real org), as Airflow reads it from the environment."""
+    return os.environ.get(f"AIRFLOW_CONN_{SALESFORCE_CONN_ID.upper()}")
+
+
+def salesforce_api_reserve() -> float:
+    """The share of the org's daily API budget the extract leaves for other integrations (default 20%)."""
+    return float(os.environ.get("CS_SALESFORCE_API_RESERVE", "0.2"))
+
+
+def salesforce_bulk_threshold() -> int:
+    """Above this many rows to read, an object is extracted with a Bulk API 2.0 query job instead of REST."""
+    return int(os.environ.get("CS_SALESFORCE_BULK_THRESHOLD", "10000"))
+
+
+def salesforce_sandbox_ports() -> tuple[int, int]:
+    """The local Salesforce sandbox's HTTPS port and the port of its proxy for *.salesforce.com."""
+    return (int(os.environ.get("CS_SALESFORCE_PORT", "54330")),
+            int(os.environ.get("CS_SALESFORCE_PROXY_PORT", "54331")))
 
 
 def inbox_dir() -> Path:

@@ -67,16 +67,10 @@ from csops.extract.engine import (
     record_run,
     record_source_columns,
 )
+from csops.extract.salesforce_objects import RAW_SCHEMA, SOURCE_NAME
 
 log = logging.getLogger(__name__)
 
-SOURCE_NAME = "salesforce"
-RAW_SCHEMA = "raw_salesforce"
-# The objects the platform reads: standard CRM objects and the CS team's custom objects.
-SALESFORCE_OBJECTS = (
-    "User", "Account", "Contact", "Opportunity", "Task", "Event", "Outcome_Goal__c", "Outcome_Result__c",
-    "Meeting_Note__c", "Health_Score__c", "Usage__c", "Revenue__c",
-)
 WATERMARK_FIELD = "SystemModstamp"
 DEFAULT_BULK_THRESHOLD = 10_000
 DEFAULT_BUDGET_RESERVE = 0.2  # the share of the org's daily API budget the extract leaves to others
