@@ -17,6 +17,8 @@ TEST_TYPES = ("test", "unit_test")
 FAILED_TASK_STATES = ("failed",)
 NOT_RUN_TASK_STATES = ("upstream_failed",)
 FAILED_NODE_STATUSES = ("error", "fail", "runtime error")
+# The Airflow task that loads each source's tables.
+LOAD_TASKS = {"nexpro": "nexpro_extract.load_table", "salesforce": "salesforce_extract.load_object"}
 
 SUMMARIES_DDL = """
 create schema if not exists ops;
@@ -72,7 +74,7 @@ def run_summary(warehouse_url: str, run_id: str, task_states: dict[str, str] | N
             loads = connection.execute(
                 """
                 select source_name, table_name, load_mode, status, rows_read, rows_inserted, rows_updated,
-                    rows_deleted, rows_quarantined, added_columns, duration_seconds, error
+                    rows_deleted, rows_quarantined, api_calls, added_columns, duration_seconds, error
                 from ops.extract_runs where run_id = %s
                 order by status = 'succeeded', source_name, table_name
                 """, (run_id,)).fetchall()
@@ -84,6 +86,11 @@ def run_summary(warehouse_url: str, run_id: str, task_states: dict[str, str] | N
                 from ops.dbt_node_results where airflow_run_id = %s
                 order by unique_id, recorded_at desc
                 """, (run_id,)).fetchall()
+        identity_issues = {}
+        if connection.execute("select to_regclass('marts.dq_identity_issues')").fetchone()["to_regclass"]:
+            identity_issues = {row["issue_type"]: row["issues"] for row in connection.execute(
+                "select issue_type, count(*) as issues from marts.dq_identity_issues group by issue_type "
+                "order by issue_type").fetchall()}
     models = [node for node in dbt if node["resource_type"] in MODEL_TYPES]
     tests = [node for node in dbt if node["resource_type"] in TEST_TYPES]
     sources = [node for node in dbt if node["resource_type"] == "source"]
@@ -91,7 +98,8 @@ def run_summary(warehouse_url: str, run_id: str, task_states: dict[str, str] | N
     failures = []
     for load in loads:
         if load["status"] == "failed":
-            failures.append({"task": f"{load['source_name']}_extract.load_table", "what": load["table_name"],
+            failures.append({"task": LOAD_TASKS.get(load["source_name"], f"{load['source_name']}_extract"),
+                             "what": load["table_name"],
                              "error": load["error"]})
     for node in dbt:
         if node["status"] in FAILED_NODE_STATUSES and node["resource_type"] != "source":
@@ -108,6 +116,11 @@ def run_summary(warehouse_url: str, run_id: str, task_states: dict[str, str] | N
         "failures": failures,
         "tasks_not_run": sorted(task_id for task_id, state in states.items() if state in NOT_RUN_TASK_STATES),
         "loads": [load for load in loads if not load["source_name"].startswith("csv:")],
+        "loads_stopped": [{"table": load["table_name"], "reason": load["error"]} for load in loads
+                          if load["status"] == "stopped"],
+        "api_calls": {source: sum(load["api_calls"] for load in loads if load["source_name"] == source)
+                      for source in sorted({load["source_name"] for load in loads if load["api_calls"]})},
+        "identity_issues": identity_issues,
         "files": [load for load in loads if load["source_name"].startswith("csv:")],
         "rows_quarantined": sum(load["rows_quarantined"] for load in loads),
         "files_rejected": [load["source_name"].removeprefix("csv:") for load in loads if load["status"] == "rejected"],
@@ -139,6 +152,12 @@ def format_summary(summary: dict) -> str:
         lines.append(f"  {load['source_name']:<8} {load['table_name']:<22} {load['load_mode']:<11} "
                      f"{load['rows_read']:>10,} {load['rows_inserted']:>10,} {load['rows_updated']:>9,} "
                      f"{load['rows_deleted']:>7,} {load['rows_quarantined']:>6,}{note}")
+    for source, calls in summary["api_calls"].items():
+        lines.append(f"{source.capitalize()} API calls: {calls:,}")
+    if summary["loads_stopped"]:
+        lines.append(f"Stopped to keep the API budget's reserve ({len(summary['loads_stopped'])}): "
+                     + ", ".join(stopped["table"] for stopped in summary["loads_stopped"])
+                     + "; they resume from their watermark next run")
     lines.append(f"Quarantined rows: {summary['rows_quarantined']:,}"
                  + (" (see ops.quarantine)" if summary["rows_quarantined"] else ""))
     loaded_files = [load for load in summary["files"] if load["status"] == "succeeded"]
@@ -151,6 +170,9 @@ def format_summary(summary: dict) -> str:
                                                    for stale in summary["stale_sources"]))
     elif summary["sources_checked"]:
         lines.append(f"Source freshness: all {summary['sources_checked']} tables fresh")
+    if summary["identity_issues"]:
+        lines.append("Identity issues (marts.dq_identity_issues): " + ", ".join(
+            f"{issue_type} {count}" for issue_type, count in summary["identity_issues"].items()))
     lines.append(f"dbt: {summary['models_succeeded']} models/seeds built, {summary['tests_passed']} tests passed"
                  + (f", {len(summary['tests_warned'])} warned" if summary["tests_warned"] else ""))
     if summary["models_failed"]:
