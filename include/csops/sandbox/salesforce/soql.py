@@ -82,7 +82,7 @@ STRING: /'(?:[^'\\]|\\.)*'/s
 DATETIME.3: /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})/i
 DATE.2: /\d{4}-\d{2}-\d{2}/
 NUMBER: /[+-]?(\d+(\.\d*)?|\.\d+)/
-DATE_LITERAL.2: /(LAST_N_DAYS|NEXT_N_DAYS|N_DAYS_AGO):\d+|RELATIVE_DAYS/i
+DATE_LITERAL.2: /((LAST_N_DAYS|NEXT_N_DAYS|N_DAYS_AGO):\d+|RELATIVE_DAYS)(?![a-z0-9_])/i
 
 %import common.WS
 %ignore WS
@@ -90,7 +90,7 @@ DATE_LITERAL.2: /(LAST_N_DAYS|NEXT_N_DAYS|N_DAYS_AGO):\d+|RELATIVE_DAYS/i
 
 RELATIVE_DATES = ("TODAY", "YESTERDAY", "TOMORROW", "LAST_90_DAYS", "NEXT_90_DAYS", "THIS_MONTH", "LAST_MONTH",
                   "NEXT_MONTH", "THIS_YEAR", "LAST_YEAR", "NEXT_YEAR")
-_PARSER = Lark(GRAMMAR.replace("RELATIVE_DAYS", "|".join(RELATIVE_DATES)), parser="lalr")
+_PARSER = Lark(GRAMMAR.replace("RELATIVE_DAYS", "|".join(RELATIVE_DATES)), parser="lalr", lexer="basic")
 
 PAGE_SIZE = 2000  # REST query results per page (Salesforce's default batch size)
 MAX_OFFSET = 2000  # Salesforce refuses larger OFFSETs
