@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 import pytest
+from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from csops.sandbox.salesforce import soql
 from csops.sandbox.salesforce.errors import ApiError
@@ -228,3 +231,69 @@ def test_runtime_custom_fields_are_queryable(conn):
     query = soql.compile_query("SELECT Name, segment__c FROM Account WHERE Segment__c = 'smb'", objects)
     assert [(r["Name"], r["Segment__c"]) for r in query.records(conn)] == [("Globex", "SMB")]
     conn.rollback()
+
+
+# --- Through the real client ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def many_tasks(salesforce_sandbox) -> tuple[str, list[str]]:
+    """4,500 Tasks with a common subject prefix, written straight into the sandbox's database."""
+    prefix = f"paging-{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(salesforce_sandbox.database_url) as conn:
+        numbers = [row[0] for row in conn.execute(
+            "select nextval('sf.\"Task_id_seq\"') from generate_series(1, 4500)")]
+        ids = [make_id("00T", number) for number in numbers]
+        with conn.cursor().copy('copy sf."Task" ("Id", "Subject", "Status", "Priority", "IsClosed", "IsDeleted", '
+                                '"SystemModstamp") from stdin') as copy:
+            for n, record_id in enumerate(ids):
+                copy.write_row((record_id, f"{prefix} {n:04d}", "Not Started", "Normal", False, False,
+                                utc(2026, 11, 1) + timedelta(seconds=n)))
+    return prefix, ids
+
+
+def test_query_all_reads_every_page(salesforce_client, many_tasks):
+    prefix, ids = many_tasks
+    soql_text = f"SELECT Id, Subject FROM Task WHERE Subject LIKE '{prefix}%' ORDER BY SystemModstamp, Id"
+    first = salesforce_client.query(soql_text)
+    assert (first["totalSize"], first["done"], len(first["records"])) == (4500, False, 2000)
+    assert re.fullmatch(r"/services/data/v59\.0/query/01g\w{15}-2000", first["nextRecordsUrl"])
+    second = salesforce_client.query_more(first["nextRecordsUrl"], identifier_is_url=True)
+    assert (second["done"], len(second["records"])) == (False, 2000)
+    assert second["nextRecordsUrl"].endswith("-4000")
+
+    every = salesforce_client.query_all(soql_text)["records"]
+    assert [record["Id"] for record in every] == ids  # in SystemModstamp order, no record twice or missing
+    assert every[0] == {"attributes": {"type": "Task", "url": f"/services/data/v59.0/sobjects/Task/{ids[0]}"},
+                        "Id": ids[0], "Subject": f"{prefix} 0000"}
+
+
+def test_count_and_batch_size(salesforce_client, many_tasks):
+    prefix, _ids = many_tasks
+    counted = salesforce_client.query(f"SELECT COUNT() FROM Task WHERE Subject LIKE '{prefix}%'")
+    assert counted == {"totalSize": 4500, "done": True, "records": []}
+    small = salesforce_client.query(f"SELECT Id FROM Task WHERE Subject LIKE '{prefix}%'",
+                                    headers={"Sforce-Query-Options": "batchSize=500"})
+    assert len(small["records"]) == 500 and small["nextRecordsUrl"].endswith("-500")
+
+
+def test_query_all_shows_deleted_records(salesforce_client):
+    name = f"deleted-{uuid.uuid4().hex[:8]}"
+    created = salesforce_client.Account.create({"Name": name})
+    salesforce_client.Account.delete(created["id"])
+    soql_text = f"SELECT Id, IsDeleted FROM Account WHERE Name = '{name}'"
+    assert salesforce_client.query(soql_text)["records"] == []
+    [record] = list(salesforce_client.query_all_iter(soql_text, include_deleted=True))
+    assert (record["Id"], record["IsDeleted"]) == (created["id"], True)
+
+
+def test_query_errors_reach_the_client_with_salesforce_codes(salesforce_client):
+    with pytest.raises(SalesforceMalformedRequest) as raised:
+        salesforce_client.query("SELECT Id FROM Account WHERE")
+    assert raised.value.content[0]["errorCode"] == "MALFORMED_QUERY"
+    with pytest.raises(SalesforceMalformedRequest) as raised:
+        salesforce_client.query("SELECT Id FROM Nothing__c")
+    assert raised.value.content[0]["errorCode"] == "INVALID_TYPE"
+    with pytest.raises(SalesforceMalformedRequest) as raised:
+        salesforce_client.query_more("01g5g0000zzzzzzAAA-2000")
+    assert raised.value.content[0]["errorCode"] == "INVALID_QUERY_LOCATOR"
