@@ -479,7 +479,7 @@ def upsell_deals(book: Book, rng: random.Random) -> list[Record]:
                       f"{company.company_name} プランアップグレード", uplift, upgraded)
     won.change(at_hour(upgraded - timedelta(days=14), 15), book.csm, StageName="Negotiation")
     won.change(at_hour(upgraded, 10), book.csm, StageName="Closed Won")
-    proposed_on, close = upgraded + timedelta(days=20), upgraded + timedelta(days=75)
+    proposed_on, close = upgraded + timedelta(days=7), upgraded + timedelta(days=75)
     pending = opportunity(f"opp:{key}:upgrade-next", book, at_hour(proposed_on, 14), "Upsell",
                           f"{company.company_name} 追加オプション", 12 * rng.choice((30_000, 50_000, 80_000)), close)
     pending.change(at_hour(upgraded + timedelta(days=50), 15), book.csm, StageName="Negotiation")
