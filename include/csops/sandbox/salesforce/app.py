@@ -479,7 +479,7 @@ def multiple_choices(obj: SObject, ids: list[str], version: str) -> JSONResponse
     return JSONResponse([store.record_url(obj, record_id, version) for record_id in ids], status_code=300)
 
 
-@rest_router.get("/v{version}/sobjects/{name}/{field}/{value:path}")
+@rest_router.get("/v{version}/sobjects/{name}/{field}/{value}")
 def read_by_external_id(request: Request, version: str, name: str, field: str, value: str,
                         fields: str | None = None) -> JSONResponse:
     obj = sobject(request, name)
@@ -496,7 +496,7 @@ def read_by_external_id(request: Request, version: str, name: str, field: str, v
     return JSONResponse(record)
 
 
-@rest_router.patch("/v{version}/sobjects/{name}/{field}/{value:path}")
+@rest_router.patch("/v{version}/sobjects/{name}/{field}/{value}")
 def upsert(request: Request, version: str, name: str, field: str, value: str,
            payload: JsonBody) -> JSONResponse:
     obj = sobject(request, name)
