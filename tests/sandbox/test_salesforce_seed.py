@@ -10,15 +10,16 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from csops.sandbox.salesforce.objects import OBJECTS, OBJECTS_BY_NAME, ddl, id_sequence, is_valid_id, make_id
+from csops.sandbox.salesforce import store
+from csops.sandbox.salesforce.objects import OBJECTS, is_valid_id
 from csops.sandbox.salesforce.seed import (
-    INTEGRATION_USERNAME,
     TIER_MATRIX,
     anniversary,
     seed_org,
     seeded_identity_issues,
     tier,
 )
+from csops.sandbox.salesforce.server import INTEGRATION_USERNAME
 from csops.sandbox.world import PLANS_BY_CODE, plan_companies
 from tests.conftest import TEST_WORLD, create_database
 
@@ -107,24 +108,21 @@ def test_another_world_empties_the_org_and_says_so(postgres):
     assert users["n"] == 1
 
 
-def test_an_integration_user_already_in_the_org_is_reused(postgres):
+def test_the_integration_user_of_the_api_server_is_reused_across_a_reset(postgres):
     url = create_database(postgres, "sf_integration")
-    with psycopg.connect(url) as connection:  # as the API server creates it on an empty org
-        connection.execute(ddl())
-        sequence = id_sequence(OBJECTS_BY_NAME["User"])
-        user_id = make_id("005", connection.execute("select nextval(%s::regclass)", (sequence,)).fetchone()[0])
-        connection.execute(
-            'insert into sf."User" ("Id", "IsDeleted", "CreatedDate", "CreatedById", "LastModifiedDate", '
-            '"LastModifiedById", "SystemModstamp", "Username", "LastName", "Name", "Email", "IsActive") '
-            "values (%s, false, now(), %s, now(), %s, now(), %s, 'Integration', 'Integration', %s, true)",
-            (user_id, user_id, user_id, INTEGRATION_USERNAME, INTEGRATION_USERNAME))
+    with psycopg.connect(url) as connection:  # what the API server does when it starts on an empty org
+        store.ensure_schema(connection)
+        user_id = store.ensure_user(connection, INTEGRATION_USERNAME, "連携ユーザ", INTEGRATION_USERNAME, "CS Ops")
 
     seed_org(url, TEST_WORLD, progress=QUIET)
+    seed_org(url, replace(TEST_WORLD, seed=TEST_WORLD.seed + 1), progress=QUIET)  # another world: a reset
 
     integration = rows(url, 'select "Id" from sf."User" where "Username" = %s', INTEGRATION_USERNAME)
     assert integration == [{"Id": user_id}]
     [created] = rows(url, 'select count(*) as n from sf."Account" where "CreatedById" = %s', user_id)
     assert created["n"] > 0, "the seeded accounts name the existing integration user as their creator"
+    with psycopg.connect(url) as connection:  # the API server can still create users after the seed
+        assert is_valid_id(store.ensure_user(connection, "someone@example.com", "Someone", "someone@example.com"))
 
 
 def test_ids_are_valid_and_every_reference_points_at_a_record(org):

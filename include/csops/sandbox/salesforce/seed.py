@@ -33,21 +33,21 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from csops.sandbox.nexpro.generator import GIVEN_NAMES, SURNAMES, poisson, tokyo_time
+from csops.sandbox.salesforce import store
 from csops.sandbox.salesforce.objects import (
     BASE62,
     OBJECTS_BY_NAME,
     OPPORTUNITY_STAGES,
     TASK_STATUSES,
-    ddl,
     id_sequence,
     make_id,
     table_name,
 )
+from csops.sandbox.salesforce.server import INTEGRATION_USERNAME  # the user the API server logs in as
 from csops.sandbox.world import PLANS_BY_CODE, Company, WorldParams, company_name, plan_companies
 
 log = logging.getLogger(__name__)
 
-INTEGRATION_USERNAME = "integration@csops.sandbox"
 INTEGRATION = "user:integration"
 MANAGER = "user:manager"
 TOKYO_OFFSET = timedelta(hours=9)
@@ -880,26 +880,25 @@ def current_world(connection: psycopg.Connection) -> tuple[WorldParams, date] | 
 
 
 def integration_user(connection: psycopg.Connection) -> dict | None:
-    """The integration user's row, if the org has one (the API server may have created it)."""
-    if connection.execute("""select to_regclass('sf."User"')""").fetchone()[0] is None:
-        return None
+    """The live integration user's row, if the org has one (the API server creates it when it starts)."""
     return connection.cursor(row_factory=dict_row).execute(
-        'select * from sf."User" where "Username" = %s', (INTEGRATION_USERNAME,)).fetchone()
+        'select * from sf."User" where "Username" = %s and not "IsDeleted"', (INTEGRATION_USERNAME,)).fetchone()
 
 
 def reset(connection: psycopg.Connection) -> None:
-    """Empty the org: drop every sf table (keeping the integration user) and forget the seeded world."""
+    """Empty the org and forget the seeded world. Tables, indexes and custom fields stay; so does the
+    integration user, with its Id (a running API server keeps acting as it)."""
     kept = integration_user(connection)
-    connection.execute("drop schema if exists sf cascade")
-    connection.execute("truncate sf_meta.world, sf_meta.seeded_record")
-    connection.execute(ddl())
+    tables = ", ".join(table_name(obj) for obj in OBJECTS_BY_NAME.values())
+    connection.execute(f"truncate {tables}, sf_meta.world, sf_meta.seeded_record")
+    for obj in OBJECTS_BY_NAME.values():
+        connection.execute(f"alter sequence {id_sequence(obj)} restart")
     if kept is not None:
-        columns = [name for name in kept if OBJECTS_BY_NAME["User"].field(name)]
         connection.execute(sql.SQL('insert into sf."User" ({}) values ({})').format(
-            sql.SQL(", ").join(map(sql.Identifier, columns)), sql.SQL(", ").join(sql.Placeholder() * len(columns))),
-            [kept[c] for c in columns])
+            sql.SQL(", ").join(map(sql.Identifier, kept)), sql.SQL(", ").join(sql.Placeholder() * len(kept))),
+            list(kept.values()))
         connection.execute("select setval(%s::regclass, %s)",
-                           (id_sequence(OBJECTS_BY_NAME["User"]), id_number(kept["Id"])))
+                            (id_sequence(OBJECTS_BY_NAME["User"]), id_number(kept["Id"])))
 
 
 def plan_world(params: WorldParams) -> World:
@@ -957,6 +956,7 @@ def seed_org(database_url: str, params: WorldParams, progress: Callable[[str], N
     through = through or params.end_date
     with psycopg.connect(database_url) as connection:
         connection.execute(META_DDL)
+        store.ensure_schema(connection)  # the org's tables, sequences and indexes, as the API server has them
         existing = current_world(connection)
         planned, seeded_through = existing if existing else (None, None)
         same_world = (planned is not None and (planned.accounts, planned.days, planned.seed)
@@ -974,7 +974,6 @@ def seed_org(database_url: str, params: WorldParams, progress: Callable[[str], N
                          f"{params.accounts} companies, seed {params.seed}, {params.days} days to {params.end_date}")
             reset(connection)
             world, since, action = params, None, "seeded"
-        connection.execute(ddl())
         created, updated = write_org(connection, world, since, through, progress)
         connection.execute("delete from sf_meta.world")
         connection.execute("insert into sf_meta.world values (%s, %s, %s, %s, %s)",
