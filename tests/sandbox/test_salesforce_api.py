@@ -118,6 +118,15 @@ def test_describe_reports_types_external_ids_and_references(salesforce_client):
     assert usage["Usage_Key__c"]["unique"] is True and usage["Account__c"]["referenceTo"] == ["Account"]
 
 
+def test_versions_resources_and_recent_items(salesforce_sandbox, salesforce_client):
+    versions = requests.get(f"{salesforce_sandbox.instance_url}/services/data/").json()  # no session needed
+    assert {"label": "Winter '24", "url": "/services/data/v59.0", "version": "59.0"} in versions
+    assert salesforce_client.restful("")["sobjects"] == "/services/data/v59.0/sobjects"
+    account_id = new_account(salesforce_client, Name="最近の取引先")
+    recent = salesforce_client.Account.metadata()["recentItems"]
+    assert recent[0]["Id"] == account_id and recent[0]["Name"] == "最近の取引先"
+
+
 def test_an_unknown_object_is_not_found(salesforce_client):
     with pytest.raises(SalesforceResourceNotFound) as missing:
         salesforce_client.Lead.describe()
@@ -126,7 +135,6 @@ def test_an_unknown_object_is_not_found(salesforce_client):
 
 def test_a_custom_field_added_at_run_time_appears_and_takes_values(salesforce_sandbox, salesforce_client):
     salesforce_sandbox.admin.add_custom_field("Contact", Field("Nickname__c", "string", "ニックネーム"))
-    time.sleep(2.1)  # the server re-reads its objects every two seconds
     fields = {f["name"]: f for f in salesforce_client.Contact.describe()["fields"]}
     assert fields["Nickname__c"]["custom"] is True and fields["Nickname__c"]["label"] == "ニックネーム"
     contact_id = salesforce_client.Contact.create({"LastName": "鈴木", "Nickname__c": "すーさん"})["id"]
