@@ -169,3 +169,12 @@ def test_malformed_query_job_is_refused_at_creation(salesforce_client):
                                    json={"operation": "query", "query": "SELECT Nope FROM Account"})
     assert response.status_code == 400
     assert response.json()[0]["errorCode"] == "INVALID_FIELD"
+
+
+def test_a_job_closed_without_data_fails_and_says_so(salesforce_client):
+    client = salesforce_client.bulk2.Account._client
+    job = client.create_job("insert")
+    client.close_job(job["id"])
+    with pytest.raises(SalesforceOperationError, match="No data was uploaded for this job"):
+        client.wait_for_job(job["id"], False, 0)
+    assert client.get_job(job["id"], False)["state"] == "Failed"

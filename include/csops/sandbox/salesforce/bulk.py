@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
+import psycopg
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from psycopg import sql
@@ -373,6 +374,9 @@ def process_ingest(request: Request, job_id: str) -> None:
     rows = read_csv(upload[0] if upload else "", job)
     header = next(rows, [])
     try:
+        if not header:
+            raise ValueError("InvalidBatch : No data was uploaded for this job: PUT the CSV to the job's contentUrl "
+                             "before closing it")
         columns = resolve_columns(obj, header, objects)
     except ValueError as error:
         with context.db(request) as conn:
@@ -408,6 +412,10 @@ def run_chunk(request: Request, job: dict, obj: SObject, columns: list[Column], 
             except ApiError as error:
                 failed += 1
                 results.append((job["id"], number, False, None, None, error_text(error), cells))
+            except psycopg.Error as error:  # a value the database refused: this row fails, the others go on
+                failed += 1
+                unknown = ApiError(500, "UNKNOWN_EXCEPTION", f"the database refused the row: {error}")
+                results.append((job["id"], number, False, None, None, error_text(unknown), cells))
             processed += 1
         with conn.cursor() as cursor:
             cursor.executemany("insert into sf_meta.bulk_job_results (job_id, row_number, succeeded, record_id, "
