@@ -9,9 +9,10 @@ from datetime import timedelta
 import psycopg
 import pytest
 from psycopg.rows import dict_row
+from simple_salesforce import Salesforce
 
 from csops.sandbox.salesforce import store
-from csops.sandbox.salesforce.objects import OBJECTS, is_valid_id
+from csops.sandbox.salesforce.objects import API_VERSION, OBJECTS, is_valid_id
 from csops.sandbox.salesforce.seed import (
     TIER_MATRIX,
     anniversary,
@@ -19,9 +20,9 @@ from csops.sandbox.salesforce.seed import (
     seeded_identity_issues,
     tier,
 )
-from csops.sandbox.salesforce.server import INTEGRATION_USERNAME
+from csops.sandbox.salesforce.server import INTEGRATION_USERNAME, SalesforceSandbox
 from csops.sandbox.world import PLANS_BY_CODE, plan_companies
-from tests.conftest import TEST_WORLD, create_database
+from tests.conftest import TEST_WORLD, create_database, free_port
 
 QUIET = lambda _message: None  # noqa: E731
 LAST_TWO_MONTHS = TEST_WORLD.end_date - timedelta(days=59)
@@ -310,3 +311,31 @@ def test_the_recycle_bin_holds_a_deleted_duplicate_contact(org):
         twins = rows(org, 'select count(*) as n from sf."Contact" where not "IsDeleted" and "Email" = %s '
                      'and "AccountId" = %s', contact["Email"], contact["AccountId"])
         assert twins == [{"n": 1}], "the deleted record duplicated a live contact"
+
+
+def test_the_api_server_serves_the_seeded_org(postgres, tmp_path):
+    """A client reads the seeded org through the real sandbox server, as the platform's extract will."""
+    url = create_database(postgres, "sf_served")
+    seed_org(url, TEST_WORLD, progress=QUIET)
+    sandbox = SalesforceSandbox(tmp_path / "salesforce", url, free_port(), free_port())
+    with pytest.MonkeyPatch.context() as patch:
+        sandbox.start()
+        patch.setenv("REQUESTS_CA_BUNDLE", str(sandbox.ca_bundle()))
+        try:
+            login = sandbox.credentials()
+            client = Salesforce(username=login.username, password=login.password,
+                                security_token=login.security_token, proxies=sandbox.proxies(), version=API_VERSION)
+            served = client.query_all("SELECT Id, Name, Tier__c, Owner.Name FROM Account")["records"]
+            deleted = client.query_all("SELECT Id FROM Contact WHERE IsDeleted = true", include_deleted=True)
+            new_task = client.Task.create({"Subject": "Follow-up", "Status": "Not Started",
+                                           "WhatId": served[0]["Id"]})
+        finally:
+            sandbox.stop()
+    assert {r["Id"] for r in served} == {r["Id"] for r in rows(url, 'select "Id" from sf."Account"')}
+    owners = {r["Name"] for r in rows(url, 'select "Name" from sf."User"')}
+    assert all(r["Owner"]["Name"] in owners for r in served)
+    assert deleted["totalSize"] == len(rows(url, 'select 1 from sf."Contact" where "IsDeleted"')) > 0
+    seeded_tasks = rows(url, 'select "Id" from sf."Task" where "Id" <> %s', new_task["id"])
+    assert new_task["id"] > max(t["Id"] for t in seeded_tasks), "records created later get Ids after the seeded ones"
+    integration = rows(url, 'select count(*) as n from sf."User" where "Username" = %s', INTEGRATION_USERNAME)
+    assert integration == [{"n": 1}], "the server logged in as the seeded integration user"
