@@ -640,7 +640,7 @@ def delete_query_job(request: Request, version: str, job_id: str) -> Response:
 @router.get("/services/data/v{version}/jobs/query/{job_id}/results")
 @router.get("/services/data/v{version}/jobs/query/{job_id}/results/")
 def query_results(request: Request, version: str, job_id: str, locator: str | None = None,
-                  maxRecords: int | None = None) -> StreamingResponse:  # noqa: N803 - Salesforce's parameter name
+                  maxRecords: int | None = None) -> StreamingResponse:
     """One page of a query job's CSV, streamed from Postgres, with the next page's locator."""
     start = decode_locator(locator) if locator and locator != "null" else 0
     size = maxRecords if maxRecords and maxRecords > 0 else DEFAULT_MAX_RECORDS
