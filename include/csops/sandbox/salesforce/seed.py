@@ -140,7 +140,6 @@ class Change:
     at: datetime
     by: str  # the user's key
     values: dict
-    modstamp_only: bool = False  # a delete moves SystemModstamp, not LastModifiedDate
 
 
 @dataclass
@@ -157,27 +156,24 @@ class Record:
         return self
 
     def delete(self, at: datetime, by: str) -> Record:
-        self.changes.append(Change(at, by, {"IsDeleted": True}, modstamp_only=True))
-        return self
+        """Move the record to the recycle bin (a change like any other, as the API server records it)."""
+        return self.change(at, by, IsDeleted=True)
 
     def state(self, through: date) -> dict:
         """The record as the org shows it at the end of `through` (Tokyo), system and derived fields included."""
         cutoff = day_end(through)
         values = {"IsDeleted": False, **self.values}
-        modified = stamp = self.created
-        modified_by = self.created_by
+        modified, modified_by = self.created, self.created_by
         completed = self.created if values.get("Status") == "Completed" else None
         for change in sorted(self.changes, key=lambda c: c.at):
             if change.at >= cutoff:
                 break
             values.update(change.values)
-            stamp = change.at
-            if not change.modstamp_only:
-                modified, modified_by = change.at, change.by
+            modified, modified_by = change.at, change.by
             if change.values.get("Status") == "Completed":
                 completed = change.at
         values.update(CreatedDate=self.created, CreatedById=Ref(self.created_by), LastModifiedDate=modified,
-                      LastModifiedById=Ref(modified_by), SystemModstamp=stamp)
+                      LastModifiedById=Ref(modified_by), SystemModstamp=modified)
         derive(self.object, values, completed)
         return values
 
@@ -305,7 +301,7 @@ def seeded_identity_issues(params: WorldParams) -> dict:
     }
 
 
-def plan_users(params: WorldParams, companies: list[Company], genesis: datetime) -> tuple[list[Record], list[str]]:
+def plan_users(params: WorldParams, genesis: datetime) -> tuple[list[Record], list[str]]:
     """The integration user, the CS manager and the CSMs (about one per 25 companies, at least three)."""
     rng = random.Random(f"sf:{params.seed}:users")
     csm_count = max(3, round(params.accounts / 25))
@@ -917,7 +913,7 @@ def write_org(connection: psycopg.Connection, params: WorldParams, since: date |
     """Create what the org lacks of `params`' world through `through`; `since`: the last day already there."""
     world = plan_world(params)
     writer = OrgWriter(connection, since, through)
-    users, csms = plan_users(params, world.companies, world.genesis)
+    users, csms = plan_users(params, world.genesis)
     existing_integration = integration_user(connection)
     if existing_integration is not None:  # reuse it rather than add a second one
         writer.ids[INTEGRATION] = existing_integration["Id"]
