@@ -1,12 +1,13 @@
 """`csops` — the command line behind `make run` and `make warehouse`.
 
     csops run [--accounts 200 --days 180 --seed 42 --date YYYY-MM-DD --full-refresh all|TABLE,...]
-        The daily job on this machine: warehouse up, Nexpro sandbox world ready (its history ending on
-        the date), Airflow's `cs_daily` DAG run with `airflow dags test` as the scheduled run that
+        The daily job on this machine: warehouse up, Nexpro and Salesforce sandboxes ready (their
+        history ending on the date), Airflow's `cs_daily` DAG run with `airflow dags test` as the scheduled run that
         computes the date (default: yesterday in Tokyo, the last complete day), a summary, and
         everything it started stopped.
-    csops sandbox nexpro --accounts N --days D --seed S [--end-date YYYY-MM-DD]
-        Build (or extend) the Nexpro sandbox database and write the world manifest.
+    csops sandbox nexpro|salesforce --accounts N --days D --seed S [--end-date YYYY-MM-DD]
+        Build (or extend) the Nexpro sandbox database and write the world manifest, or seed the
+        Salesforce sandbox org from the same world.
     csops warehouse
         Keep the local warehouse up on 127.0.0.1 for psql or a BI tool until Ctrl-C.
     csops ui [--accounts 200 --days 180 --seed 42]
@@ -81,6 +82,22 @@ def build_nexpro_sandbox(nexpro_url: str, accounts: int, days: int, seed: int, e
     manifest = write_manifest(settings.world_dir() / "manifest.json", world, plan_companies(world))
     log.info("world manifest: %s", manifest)
     return outcome
+
+
+def build_salesforce_sandbox(database_url: str, accounts: int, days: int, seed: int, end_date: date) -> dict:
+    from csops.sandbox.salesforce.seed import seed_org
+    from csops.sandbox.world import WorldParams
+
+    return seed_org(database_url, WorldParams(accounts, days, seed, end_date), progress=log.info)
+
+
+def build_sandboxes(stack, arguments: argparse.Namespace, end_date: date) -> None:
+    """The sandbox source systems the stack runs locally, with the world's history ending on `end_date`."""
+    if not settings.configured_nexpro_url():
+        build_nexpro_sandbox(stack.nexpro_url, arguments.accounts, arguments.days, arguments.seed, end_date)
+    if stack.salesforce_sandbox is not None:
+        build_salesforce_sandbox(stack.salesforce_sandbox.database_url, arguments.accounts, arguments.days,
+                                 arguments.seed, end_date)
 
 
 def step(title: str, command: list[str], environment: dict[str, str], *, log_file: Path | None = None,
@@ -162,8 +179,7 @@ def command_run(arguments: argparse.Namespace) -> None:
     conf = {"full_refresh": full_refresh_tables(arguments.full_refresh)}
     started = time.monotonic()
     with local_stack() as stack:
-        if not settings.configured_nexpro_url():
-            build_nexpro_sandbox(stack.nexpro_url, arguments.accounts, arguments.days, arguments.seed, run_date)
+        build_sandboxes(stack, arguments, run_date)
         # No retries locally: a failing task should fail the run now, not in ten minutes.
         environment = airflow_environment(stack, CS_TASK_RETRIES="0")
         log_file = new_run_log()
@@ -205,11 +221,18 @@ def open_marts_hint() -> str:
 def command_sandbox(arguments: argparse.Namespace) -> None:
     end_date = date.fromisoformat(arguments.end_date) if arguments.end_date else last_complete_business_day()
     configured = settings.configured_nexpro_url()
-    if configured:  # a server of its own (docker compose's `sources`): no embedded server, no warehouse needed
+    if arguments.system == "nexpro" and configured:
+        # A server of its own (docker compose's `sources`): no embedded server, no warehouse needed.
         build_nexpro_sandbox(configured, arguments.accounts, arguments.days, arguments.seed, end_date)
         return
     with local_stack() as stack:
-        build_nexpro_sandbox(stack.nexpro_url, arguments.accounts, arguments.days, arguments.seed, end_date)
+        if arguments.system == "nexpro":
+            build_nexpro_sandbox(stack.nexpro_url, arguments.accounts, arguments.days, arguments.seed, end_date)
+        elif stack.salesforce_sandbox is None:
+            raise SystemExit("AIRFLOW_CONN_SALESFORCE_DEFAULT points at a configured org; the sandbox is not used")
+        else:
+            build_salesforce_sandbox(stack.salesforce_sandbox.database_url, arguments.accounts, arguments.days,
+                                     arguments.seed, end_date)
 
 
 def command_warehouse(_arguments: argparse.Namespace) -> None:
@@ -235,9 +258,7 @@ def command_ui(arguments: argparse.Namespace) -> None:
     local_airflow.ensure_port_free(port)
     try:
         with local_stack() as stack:
-            if not settings.configured_nexpro_url():
-                build_nexpro_sandbox(stack.nexpro_url, arguments.accounts, arguments.days, arguments.seed,
-                                     last_complete_business_day())
+            build_sandboxes(stack, arguments, last_complete_business_day())
             environment = local_airflow.ui_environment(stack, port)
             setup_log = local_airflow.ui_log_dir() / "setup.log"
             setup_log.parent.mkdir(parents=True, exist_ok=True)
@@ -270,7 +291,7 @@ def main(argv: list[str] | None = None) -> None:
                           "comma-separated list")
     run.set_defaults(handler=command_run)
     sandbox = commands.add_parser("sandbox", help="build the sandbox source systems")
-    sandbox.add_argument("system", choices=["nexpro"])
+    sandbox.add_argument("system", choices=["nexpro", "salesforce"])
     add_world_arguments(sandbox)
     sandbox.add_argument("--end-date", help="last day of product history, YYYY-MM-DD "
                                             "(default: yesterday in Tokyo)")

@@ -1,12 +1,14 @@
-"""The servers a local run needs: configured ones when URLs are given, else the embedded Postgres.
+"""The servers a local run needs: configured ones when given, else the embedded ones.
 
-`local_stack()` resolves the warehouse and Nexpro URLs, starts the embedded server only if one of them
-is not configured, and stops it on the way out — on success, failure or Ctrl-C — but only if it was
-this call that started it (a server kept up by `make warehouse` stays up).
+`local_stack()` resolves the warehouse and Nexpro URLs and the Salesforce connection. What is not
+configured runs locally: the embedded Postgres (warehouse, Nexpro sandbox, Salesforce sandbox storage)
+and the Salesforce sandbox server. Everything it started is stopped on the way out — on success,
+failure or Ctrl-C — but only what this call started (a server kept up by `make warehouse` stays up).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterator
@@ -16,11 +18,13 @@ from urllib.parse import unquote, urlsplit
 
 from csops import settings
 from csops.local_postgres import LocalPostgres
+from csops.sandbox.salesforce.server import SalesforceSandbox
 
 log = logging.getLogger(__name__)
 
 WAREHOUSE_DATABASE = "warehouse"
 NEXPRO_DATABASE = "nexpro"
+SALESFORCE_DATABASE = "salesforce"
 
 
 @dataclass(frozen=True)
@@ -28,22 +32,36 @@ class Stack:
     warehouse_url: str
     nexpro_url: str
     server: LocalPostgres | None
+    salesforce_connection: str  # Airflow connection (JSON) of the org: the sandbox's, or the configured one
+    salesforce_sandbox: SalesforceSandbox | None = None
 
     def airflow_connections(self) -> dict[str, str]:
-        return {f"AIRFLOW_CONN_{settings.WAREHOUSE_CONN_ID.upper()}": self.warehouse_url,
-                f"AIRFLOW_CONN_{settings.NEXPRO_CONN_ID.upper()}": self.nexpro_url}
+        connections = {f"AIRFLOW_CONN_{settings.WAREHOUSE_CONN_ID.upper()}": self.warehouse_url,
+                       f"AIRFLOW_CONN_{settings.NEXPRO_CONN_ID.upper()}": self.nexpro_url,
+                       f"AIRFLOW_CONN_{settings.SALESFORCE_CONN_ID.upper()}": self.salesforce_connection}
+        if self.salesforce_sandbox is not None:
+            # The sandbox's certificate is signed by a local CA; this bundle holds it beside the usual ones.
+            connections["REQUESTS_CA_BUNDLE"] = str(self.salesforce_sandbox.ca_bundle())
+        return connections
 
 
 def local_server() -> LocalPostgres:
     return LocalPostgres(settings.local_dir() / "postgres", settings.local_postgres_port())
 
 
+def salesforce_sandbox(server: LocalPostgres) -> SalesforceSandbox:
+    port, proxy_port = settings.salesforce_sandbox_ports()
+    return SalesforceSandbox(settings.local_dir() / "salesforce", server.url(SALESFORCE_DATABASE), port, proxy_port)
+
+
 @contextmanager
 def local_stack() -> Iterator[Stack]:
     warehouse_url = settings.configured_warehouse_url()
     nexpro_url = settings.configured_nexpro_url()
+    salesforce_connection = settings.configured_salesforce_connection()
     server, started = None, False
-    if not (warehouse_url and nexpro_url):
+    sandbox, sandbox_started = None, False
+    if not (warehouse_url and nexpro_url and salesforce_connection):
         server = local_server()
         started = server.start()
     try:
@@ -54,8 +72,15 @@ def local_stack() -> Iterator[Stack]:
             if not nexpro_url:
                 server.ensure_database(NEXPRO_DATABASE)
                 nexpro_url = server.url(NEXPRO_DATABASE)
-        yield Stack(warehouse_url, nexpro_url, server)
+            if not salesforce_connection:
+                server.ensure_database(SALESFORCE_DATABASE)
+                sandbox = salesforce_sandbox(server)
+                sandbox_started = sandbox.start()
+                salesforce_connection = json.dumps(sandbox.airflow_connection())
+        yield Stack(warehouse_url, nexpro_url, server, salesforce_connection, sandbox)
     finally:
+        if sandbox_started:
+            sandbox.stop()
         if started:
             server.stop()
 

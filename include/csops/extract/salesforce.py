@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import re
 import time
@@ -57,7 +58,9 @@ from csops.extract.engine import (
     SourceColumn,
     SourceTable,
     column_definitions,
+    ensure_primary_key,
     ensure_schemas,
+    has_primary_key,
     identifiers,
     merge_into,
     prepare_raw_table,
@@ -78,8 +81,10 @@ BULK_PAGE_RECORDS = 10_000
 REQUEST_TIMEOUT_SECONDS = 120
 # describe types with no single column value (compound fields are also readable through their parts).
 UNLOADABLE_TYPES = {"address", "location", "base64", "anyType", "complexvalue"}
+# Salesforce field type -> raw column type, spelled as Postgres reports it (format_type) so that an
+# unchanged field never looks retyped. Every other type (ids, text, picklists) is text.
 RAW_TYPES = {
-    "boolean": "boolean", "date": "date", "datetime": "timestamptz", "time": "time",
+    "boolean": "boolean", "date": "date", "datetime": "timestamp with time zone", "time": "time without time zone",
     "double": "numeric", "currency": "numeric", "percent": "numeric", "int": "bigint", "long": "bigint",
 }
 TRANSIENT_STATUSES = {500, 502, 503, 504}
@@ -206,7 +211,8 @@ class SalesforceApi:
         return self.call(lambda client: getattr(client, object_name).describe())
 
     def count(self, soql: str) -> int:
-        return self.call(lambda client: client.query_all(soql, include_deleted=True))["totalSize"]
+        # `query`, not `query_all`: the latter recounts totalSize from the records, and COUNT() returns none.
+        return self.call(lambda client: client.query(soql, include_deleted=True))["totalSize"]
 
     def rest_pages(self, soql: str) -> Iterator[list[dict]]:
         """The records of `soql` (deleted ones included), a page at a time, through the REST API."""
@@ -339,13 +345,15 @@ def _load(api: SalesforceApi, warehouse: psycopg.Connection, object_name: str, t
           result: LoadResult, *, overlap: timedelta, full_refresh: bool, bulk_threshold: int,
           bulk_poll_seconds: float) -> None:
     label = f"{RAW_SCHEMA}.{table.name}"
+    target = sql.Identifier(RAW_SCHEMA, table.name)
     labels = {"source_name": SOURCE_NAME, "table_name": table.name, "run_id": result.run_id}
     if api.session.limit is None:
         api.limits()
     field_names, columns = describe_columns(api.describe(object_name))
     casts = prepare_raw_table(warehouse, table, columns, result, RAW_SCHEMA)
+    if not has_primary_key(warehouse, RAW_SCHEMA, table.name):
+        ensure_primary_key(warehouse, target, table.name, table.primary_key)
     record_source_columns(warehouse, SOURCE_NAME, table.name, columns)
-    target = sql.Identifier(RAW_SCHEMA, table.name)
 
     watermark = warehouse.execute(
         "select watermark from ops.extract_watermarks where source_name = %s and table_name = %s",
@@ -447,8 +455,14 @@ def connect_with_hook(conn_id: str) -> Callable[[requests.Session], Salesforce]:
     def connect(session: requests.Session) -> Salesforce:
         from airflow.providers.salesforce.hooks.salesforce import SalesforceHook
 
+        hook = SalesforceHook(salesforce_conn_id=conn_id, session=session)
+        # simple-salesforce ignores its `proxies` argument when given a session: the session carries them.
+        extras = hook.get_connection(conn_id).extra_dejson
+        proxies = extras.get("proxies") or extras.get("extra__salesforce__proxies")
+        if proxies:
+            session.proxies.update(json.loads(proxies) if isinstance(proxies, str) else proxies)
         try:
-            return SalesforceHook(salesforce_conn_id=conn_id, session=session).get_conn()
+            return hook.get_conn()
         except SalesforceAuthenticationFailed as failed:
             raise explain(failed, "login") from failed
 

@@ -141,7 +141,7 @@ OBJECTS: tuple[SObject, ...] = (
         Field("Username", "string", "ユーザ名", nillable=False, unique=True),
         Field("FirstName", "string", "名"),
         Field("LastName", "string", "姓", nillable=False),
-        Field("Name", "string", "氏名", createable=False, updateable=False),  # FirstName + LastName
+        Field("Name", "string", "氏名", createable=False, updateable=False),  # LastName + " " + FirstName
         Field("Email", "email", "メール", nillable=False),
         Field("Title", "string", "役職"),
         Field("Department", "string", "部署"),
