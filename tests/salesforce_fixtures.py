@@ -8,6 +8,11 @@ production client would be, with faults cleared, API usage reset and the default
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 import pytest
 from simple_salesforce import Salesforce
 
@@ -29,6 +34,25 @@ def salesforce_sandbox(postgres, tmp_path_factory) -> SalesforceSandbox:
             yield sandbox
         finally:
             sandbox.stop()
+
+
+@contextmanager
+def sandbox_beside(sandbox: SalesforceSandbox, database_url: str, home: Path) -> Iterator[SalesforceSandbox]:
+    """A second org on its own database, for tests that need an org no other test changes.
+
+    It reuses the session sandbox's certificate, so the CA bundle the session trusts covers it too.
+    """
+    from tests.conftest import free_port
+
+    home.mkdir(parents=True, exist_ok=True)
+    for name in ("server-cert.pem", "server-key.pem", "ca.pem"):
+        shutil.copy2(sandbox.home / name, home / name)
+    other = SalesforceSandbox(home, database_url, free_port(), free_port())
+    other.start()
+    try:
+        yield other
+    finally:
+        other.stop()
 
 
 def reset_sandbox(sandbox: SalesforceSandbox) -> None:

@@ -204,7 +204,8 @@ def command_run(arguments: argparse.Namespace) -> None:
                   f"included, is in {log_file} (search it for the task id).")
             raise failure
     print(f"\nDone in {time.monotonic() - started:.0f}s. The marts are in the warehouse's `marts` schema "
-          f"(staging views in `staging`, raw copies in `raw_nexpro`, run audit in `ops`).")
+          f"(staging views in `staging`, raw copies in `raw_nexpro` and `raw_salesforce`, data-quality issues in "
+          f"`marts.dq_identity_issues`, run audit in `ops`).")
     print(open_marts_hint())
 
 

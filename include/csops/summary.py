@@ -149,7 +149,7 @@ def format_summary(summary: dict) -> str:
         note = f"  [{load['status']}]" if load["status"] != "succeeded" else ""
         if load["added_columns"]:
             note += f"  new column(s): {', '.join(load['added_columns'])}"
-        lines.append(f"  {load['source_name']:<8} {load['table_name']:<22} {load['load_mode']:<11} "
+        lines.append(f"  {load['source_name']:<10} {load['table_name']:<20} {load['load_mode']:<11} "
                      f"{load['rows_read']:>10,} {load['rows_inserted']:>10,} {load['rows_updated']:>9,} "
                      f"{load['rows_deleted']:>7,} {load['rows_quarantined']:>6,}{note}")
     for source, calls in summary["api_calls"].items():

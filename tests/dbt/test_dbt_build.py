@@ -1,4 +1,5 @@
-"""`dbt build` on real data: the test world, extracted by the real loader, then every model and test."""
+"""`dbt build` on real data: the test world's Nexpro database and Salesforce org, extracted by the real
+loaders (Salesforce over HTTPS with simple-salesforce), then every model and test."""
 
 from __future__ import annotations
 
@@ -13,9 +14,13 @@ import pytest
 from csops import settings
 from csops.extract.engine import load_table
 from csops.extract.nexpro_tables import NEXPRO_TABLES, RAW_SCHEMA, SOURCE_NAME
+from csops.extract.salesforce import CountingSession, SalesforceApi, connect_with_hook, load_object
+from csops.extract.salesforce_objects import SALESFORCE_OBJECTS
 from csops.local_stack import dbt_environment
+from csops.sandbox.salesforce.seed import seed_org, seeded_identity_issues
 from csops.sandbox.world import plan_companies
 from tests.conftest import TEST_WORLD, VENV_BIN, create_database
+from tests.salesforce_fixtures import sandbox_beside
 
 RUN_DATE = TEST_WORLD.end_date
 
@@ -34,12 +39,25 @@ def dbt_target(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("dbt-target")
 
 
+def load_salesforce(org, warehouse: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Extract every object of `org` through the Airflow connection, as the DAG does."""
+    monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", json.dumps(org.airflow_connection()))
+    api = SalesforceApi(connect_with_hook("salesforce_default"), CountingSession(reserve_share=0.2))
+    for object_name in SALESFORCE_OBJECTS:
+        load_object(api, warehouse, object_name, run_id="dbt-test")
+
+
 @pytest.fixture(scope="module")
-def built_warehouse(postgres, nexpro_template, dbt_target):
+def built_warehouse(postgres, nexpro_template, dbt_target, salesforce_sandbox, tmp_path_factory):
     nexpro = create_database(postgres, "nexpro_dbt", template=nexpro_template)
     warehouse = create_database(postgres, "warehouse_dbt")
     for table in NEXPRO_TABLES:
         load_table(nexpro, warehouse, table, source_name=SOURCE_NAME, raw_schema=RAW_SCHEMA, run_id="dbt-test")
+    # An org of its own: other tests change the session's org.
+    with pytest.MonkeyPatch.context() as patch, sandbox_beside(
+            salesforce_sandbox, create_database(postgres, "salesforce_dbt"), tmp_path_factory.mktemp("org")) as org:
+        seed_org(org.database_url, TEST_WORLD, progress=lambda _message: None)
+        load_salesforce(org, warehouse, patch)
     completed = dbt(warehouse, dbt_target, "build")
     results = json.loads((dbt_target / "run_results.json").read_text())["results"] \
         if completed.returncode == 0 else None
@@ -92,6 +110,42 @@ def test_usage_mart_is_anchored_on_the_run_date_and_separates_personas(built_war
     assert mean(1, "thriving") > mean(1, "onboarding_stalled")
     assert mean(4, "expanding") > mean(4, "steady")
     assert {row[3] for tenant, row in by_tenant.items() if persona[tenant] == "thriving"} == {"advanced"}
+
+
+def test_identity_and_data_quality_show_exactly_the_seeded_imperfections(built_warehouse):
+    warehouse, completed, _results = built_warehouse
+    assert completed.returncode == 0
+    seeded = seeded_identity_issues(TEST_WORLD)
+    with psycopg.connect(warehouse) as connection:
+        issues = {(issue_type, record_id) for issue_type, record_id in connection.execute(
+            "select issue_type, record_id from marts.dq_identity_issues").fetchall()}
+        companies = connection.execute(
+            "select company_id, account_id, tenant_id, match_status from intermediate.int_companies_identified"
+        ).fetchall()
+        suggestions = set(connection.execute(
+            "select record_id, related_record_id from marts.dq_identity_issues "
+            "where issue_type = 'account_without_tenant_key'").fetchall())
+    without_key = seeded["accounts_without_tenant_id"]
+    expected = {
+        *(("account_without_tenant_key", account["account_id"]) for account in without_key),
+        ("duplicate_tenant_key", seeded["duplicate_tenant"]["duplicate_account_id"]),
+        ("tenant_key_not_found", seeded["dangling_tenant"]["account_id"]),
+        ("tenant_without_account", str(seeded["company_without_account"]["tenant_id"])),
+        # An account without its key leaves its tenant unclaimed too (the mart suggests the pair by name).
+        *(("tenant_without_account", str(account["tenant_id"])) for account in without_key),
+        ("account_without_board_key", seeded["account_without_board_client_id"]["account_id"]),
+    }
+    assert issues == expected
+    assert suggestions == {(account["account_id"], str(account["tenant_id"])) for account in without_key}
+    by_status = {}
+    for _company_id, account_id, tenant_id, status in companies:
+        by_status.setdefault(status, set()).add(account_id if status == "salesforce_only" else tenant_id)
+    assert by_status["salesforce_only"] == ({account["account_id"] for account in without_key}
+                                           | {seeded["dangling_tenant"]["account_id"]})
+    assert by_status["nexpro_only"] == ({seeded["company_without_account"]["tenant_id"]}
+                                        | {account["tenant_id"] for account in without_key})
+    # Every other tenant is one matched company: the duplicate account does not make a second one.
+    assert len(by_status["matched"]) == TEST_WORLD.accounts - len(by_status["nexpro_only"])
 
 
 def test_source_freshness_is_the_last_successful_load(built_warehouse, dbt_target):

@@ -28,19 +28,45 @@ ranked_accounts as (
 
 ),
 
+unclaimed_tenants as (
+
+    select * from tenants
+    where not exists (
+        select from accounts where accounts.nexpro_tenant_id = tenants.tenant_id
+    )
+
+),
+
+name_suggestions as (
+
+    -- An account without a tenant key and a tenant no account claims, with the same company name:
+    -- most likely the same company. Suggested, never joined automatically.
+    select
+        accounts.account_id,
+        unclaimed_tenants.tenant_id
+    from accounts
+    inner join unclaimed_tenants
+        on lower(trim(accounts.account_name)) = lower(trim(unclaimed_tenants.company_name))
+    where accounts.nexpro_tenant_key is null
+
+),
+
 accounts_without_tenant_key as (
 
     select
         'account_without_tenant_key' as issue_type,
         'salesforce' as source_system,
-        account_id as record_id,
-        account_name as company_name,
+        accounts.account_id as record_id,
+        accounts.account_name as company_name,
         cast(null as text) as key_value,
-        cast(null as text) as related_record_id,
-        'Account has no Nexpro_Tenant_Id__c, so its product usage cannot be linked: '
-        || 'set it to the company''s Nexpro tenant id' as reason
+        cast(name_suggestions.tenant_id as text) as related_record_id,
+        'Account has no Nexpro_Tenant_Id__c, so its product usage cannot be linked: set it to the company''s '
+        || 'Nexpro tenant id'
+        || coalesce(' (tenant ' || name_suggestions.tenant_id || ' has the same name)', '') as reason
     from accounts
-    where nexpro_tenant_key is null
+    left join name_suggestions
+        on accounts.account_id = name_suggestions.account_id
+    where accounts.nexpro_tenant_key is null
 
 ),
 
@@ -89,16 +115,16 @@ tenants_without_account as (
     select
         'tenant_without_account' as issue_type,
         'nexpro' as source_system,
-        cast(tenants.tenant_id as text) as record_id,
-        tenants.company_name,
-        cast(tenants.tenant_id as text) as key_value,
-        cast(null as text) as related_record_id,
+        cast(unclaimed_tenants.tenant_id as text) as record_id,
+        unclaimed_tenants.company_name,
+        cast(unclaimed_tenants.tenant_id as text) as key_value,
+        name_suggestions.account_id as related_record_id,
         'No Salesforce Account carries this tenant id, so the company has no CSM or CRM data: '
-        || 'set Nexpro_Tenant_Id__c on its account (or create the account)' as reason
-    from tenants
-    where not exists (
-        select from accounts where accounts.nexpro_tenant_id = tenants.tenant_id
-    )
+        || coalesce('set Nexpro_Tenant_Id__c on account ' || name_suggestions.account_id || ' (same name)',
+                    'set Nexpro_Tenant_Id__c on its account, or create the account') as reason
+    from unclaimed_tenants
+    left join name_suggestions
+        on unclaimed_tenants.tenant_id = name_suggestions.tenant_id
 
 ),
 
