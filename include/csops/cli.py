@@ -91,13 +91,28 @@ def build_salesforce_sandbox(database_url: str, accounts: int, days: int, seed: 
     return seed_org(database_url, WorldParams(accounts, days, seed, end_date), progress=log.info)
 
 
-def build_sandboxes(stack, arguments: argparse.Namespace, end_date: date) -> None:
-    """The sandbox source systems the stack runs locally, with the world's history ending on `end_date`."""
+def build_sandboxes(stack, arguments: argparse.Namespace, end_date: date) -> list[str]:
+    """The sandbox source systems the stack runs locally, with the world's history ending on `end_date`.
+
+    Returns the tables to reload in full: those of a sandbox that now holds a new world. Its rows reuse
+    keys and timestamps of the world the warehouse copied before, which no incremental load can sort out.
+    """
+    from csops.extract.nexpro_tables import NEXPRO_TABLES_BY_NAME
+    from csops.extract.salesforce_objects import SALESFORCE_OBJECTS
+
+    reload = []
     if not settings.configured_nexpro_url():
-        build_nexpro_sandbox(stack.nexpro_url, arguments.accounts, arguments.days, arguments.seed, end_date)
+        built = build_nexpro_sandbox(stack.nexpro_url, arguments.accounts, arguments.days, arguments.seed, end_date)
+        if built["action"] == "generated":
+            reload += NEXPRO_TABLES_BY_NAME
     if stack.salesforce_sandbox is not None:
-        build_salesforce_sandbox(stack.salesforce_sandbox.database_url, arguments.accounts, arguments.days,
-                                 arguments.seed, end_date)
+        seeded = build_salesforce_sandbox(stack.salesforce_sandbox.database_url, arguments.accounts, arguments.days,
+                                          arguments.seed, end_date)
+        if seeded["action"] == "seeded":
+            reload += SALESFORCE_OBJECTS
+    if reload:
+        log.info("new sandbox world: %s reloaded in full", ", ".join(reload))
+    return reload
 
 
 def step(title: str, command: list[str], environment: dict[str, str], *, log_file: Path | None = None,
@@ -179,7 +194,9 @@ def command_run(arguments: argparse.Namespace) -> None:
     conf = {"full_refresh": full_refresh_tables(arguments.full_refresh)}
     started = time.monotonic()
     with local_stack() as stack:
-        build_sandboxes(stack, arguments, run_date)
+        reload = build_sandboxes(stack, arguments, run_date)
+        if reload and "all" not in conf["full_refresh"]:
+            conf["full_refresh"] = sorted(set(conf["full_refresh"]) | set(reload))
         # No retries locally: a failing task should fail the run now, not in ten minutes.
         environment = airflow_environment(stack, CS_TASK_RETRIES="0")
         log_file = new_run_log()
