@@ -29,7 +29,8 @@ date rebuilds that date's mart rows and leaves later dates as they are.
 
 **Params** (Trigger DAG w/ config): `full_refresh` — tables/objects to reload from scratch, or `["all"]`;
 `overlap_minutes` — how far behind the watermark incremental loads re-read (default 60).
-Full refresh names are Nexpro table names or Salesforce object names (`Account`).
+Full refresh names are Nexpro table names or Salesforce object names (`Account`). `rebuild_marts` —
+rebuild the incremental marts from scratch (`dbt --full-refresh`).
 
 Re-running any date is safe: loads merge on keys and marts are rebuilt for that date.
 Connections: `cs_warehouse` (the warehouse) and `nexpro_db` (the product DB), both Postgres;
@@ -93,6 +94,10 @@ DBT_ARGS = {
             title="Full refresh",
             description="Nexpro tables and Salesforce objects to reload from scratch instead of incrementally, "
                         "or all."),
+        "rebuild_marts": Param(
+            False, type="boolean", title="Rebuild incremental marts",
+            description="Rebuild incremental models from scratch (dbt --full-refresh), e.g. after a source was "
+                        "reloaded in full with rows it no longer has."),
         "overlap_minutes": Param(
             settings.DEFAULT_OVERLAP_MINUTES, type="integer", minimum=0, title="Watermark overlap (minutes)",
             description="Incremental loads re-read rows updated this long before the watermark, to catch "
@@ -186,7 +191,7 @@ def cs_daily():
             # the DAG declares its own mart Assets instead (mart_asset), registered when the DAG is parsed.
             emit_datasets=False,
         ),
-        operator_args=DBT_ARGS,
+        operator_args={**DBT_ARGS, "full_refresh": "{{ params.rebuild_marts }}"},
     )
     for node in dbt.dbt_graph.filtered_nodes.values():
         if node.resource_type == DbtResourceType.MODEL and node.fqn[1] == "marts":

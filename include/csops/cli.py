@@ -1,6 +1,6 @@
 """`csops` — the command line behind `make run` and `make warehouse`.
 
-    csops run [--accounts 200 --days 180 --seed 42 --date YYYY-MM-DD --full-refresh all|TABLE,...]
+    csops run [--accounts 200 --days 180 --seed 42 --date YYYY-MM-DD --full-refresh all|TABLE,... --rebuild-marts]
         The daily job on this machine: warehouse up, Nexpro and Salesforce sandboxes ready (their
         history ending on the date), Airflow's `cs_daily` DAG run with `airflow dags test` as the scheduled run that
         computes the date (default: yesterday in Tokyo, the last complete day), a summary, and
@@ -191,12 +191,14 @@ def command_run(arguments: argparse.Namespace) -> None:
     from csops.summary import format_summary, latest_run_id, run_summary, stored_summary
 
     run_date = date.fromisoformat(arguments.date) if arguments.date else last_complete_business_day()
-    conf = {"full_refresh": full_refresh_tables(arguments.full_refresh)}
+    conf = {"full_refresh": full_refresh_tables(arguments.full_refresh), "rebuild_marts": arguments.rebuild_marts}
     started = time.monotonic()
     with local_stack() as stack:
         reload = build_sandboxes(stack, arguments, run_date)
-        if reload and "all" not in conf["full_refresh"]:
-            conf["full_refresh"] = sorted(set(conf["full_refresh"]) | set(reload))
+        if reload:  # the marts still hold the old world's history too
+            conf["rebuild_marts"] = True
+            if "all" not in conf["full_refresh"]:
+                conf["full_refresh"] = sorted(set(conf["full_refresh"]) | set(reload))
         # No retries locally: a failing task should fail the run now, not in ten minutes.
         environment = airflow_environment(stack, CS_TASK_RETRIES="0")
         log_file = new_run_log()
@@ -307,6 +309,8 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--full-refresh", metavar="TABLES",
                      help="reload these Nexpro tables / Salesforce objects from scratch: 'all' or a "
                           "comma-separated list")
+    run.add_argument("--rebuild-marts", action="store_true",
+                     help="rebuild the incremental marts from scratch (dbt --full-refresh)")
     run.set_defaults(handler=command_run)
     sandbox = commands.add_parser("sandbox", help="build the sandbox source systems")
     sandbox.add_argument("system", choices=["nexpro", "salesforce"])
