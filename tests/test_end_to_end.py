@@ -26,8 +26,9 @@ def local_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def environment(local_dir):
     environment = {key: value for key, value in os.environ.items()
-                   if not key.startswith(("AIRFLOW", "CS_"))}
-    environment.update(CS_LOCAL_DIR=str(local_dir), CS_LOCAL_PG_PORT=str(free_port()))
+                   if not key.startswith(("AIRFLOW", "CS_", "REQUESTS_CA_BUNDLE"))}
+    environment.update(CS_LOCAL_DIR=str(local_dir), CS_LOCAL_PG_PORT=str(free_port()),
+                       CS_SALESFORCE_PORT=str(free_port()), CS_SALESFORCE_PROXY_PORT=str(free_port()))
     return environment
 
 

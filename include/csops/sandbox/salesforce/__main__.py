@@ -73,7 +73,10 @@ async def serve(home: Path, database_url: str, port: int, proxy_port: int) -> No
     certificate, key = ensure_certificates(home)
     app = create_app(database_url, ensure_credentials(home))
     config = uvicorn.Config(app, host="127.0.0.1", port=port, ssl_certfile=str(certificate), ssl_keyfile=str(key),
-                            log_config=None, access_log=False, timeout_graceful_shutdown=5)
+                            log_config=None, access_log=False, timeout_graceful_shutdown=5,
+                            # Clients keep connections (and proxy tunnels) open between calls; closing them
+                            # after uvicorn's default 5 idle seconds races with a client's next request.
+                            timeout_keep_alive=120)
     server = uvicorn.Server(config)
     proxy = await asyncio.start_server(lambda r, w: handle_proxy_client(r, w, port), "127.0.0.1", proxy_port)
     log.info("Salesforce sandbox: API on https://127.0.0.1:%s, proxy on 127.0.0.1:%s", port, proxy_port)

@@ -16,6 +16,7 @@ import json
 import os
 import secrets
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -77,8 +78,13 @@ def ensure_certificates(home: Path) -> tuple[Path, Path]:
         key.touch(mode=0o600)
         issued.private_key_pem.write_to_path(str(key))
         authority.cert_pem.write_to_path(str(ca))
+    # The machine's trusted CAs (which may include a corporate proxy's), certifi's, and the sandbox's: a
+    # process given this bundle through REQUESTS_CA_BUNDLE still reaches every other HTTPS server.
+    system = ssl.get_default_verify_paths().cafile
+    trusted = [Path(path) for path in dict.fromkeys([system, certifi.where()]) if path and Path(path).is_file()]
     bundle = home / "ca-bundle.pem"
-    bundle.write_text(Path(certifi.where()).read_text() + "\n# csops Salesforce sandbox\n" + ca.read_text())
+    bundle.write_text("\n".join(path.read_text() for path in trusted) + "\n# csops Salesforce sandbox\n"
+                      + ca.read_text())
     return cert, key
 
 
