@@ -35,11 +35,13 @@ warehouse: $(INSTALLED)
 ui: $(INSTALLED)
 	$(VENV)/bin/csops ui $(ARGS)
 
-# Extract-load benchmark: project loader vs raw COPY pipe vs dlt (dlt lives in its own venv).
+# Extract-load benchmarks: project loader vs raw COPY pipe vs dlt (dlt lives in its own venv); then
+# 200,000 Salesforce Tasks extracted by REST and by Bulk API 2.0 from the sandbox org.
 bench: $(INSTALLED)
 	test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
 	.venv-bench/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	$(VENV)/bin/python bench/extract_load.py --dlt-python .venv-bench/bin/python $(ARGS)
+	$(VENV)/bin/python bench/salesforce_extract.py
 
 clean:
 	rm -rf .local

@@ -1,0 +1,146 @@
+"""Salesforce extract benchmark: 200,000 Tasks through the REST API and through a Bulk API 2.0 query job.
+
+    make bench                       # runs this after the extract-load benchmark
+    .venv/bin/python bench/salesforce_extract.py --tasks 200000
+
+It starts the Salesforce sandbox on a benchmark PostgreSQL, fills it (once, then reuses it) with the
+given number of Tasks, then loads `Task` into a fresh warehouse twice, each in a process of its own so
+its peak memory is its own:
+
+  rest   csops.extract.salesforce.load_object with the Bulk threshold above the row count: REST `queryAll`
+         pages of 2,000 (what an increment below the threshold does)
+  bulk   the same with a threshold of 0: one Bulk API 2.0 `queryAll` job, results paged by locator
+
+and prints, for each, the API calls it made, the time and the loader process's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def measure(mode: str) -> dict:
+    """Run in a child process: one full load of Task, REST or Bulk, with its own figures."""
+    from simple_salesforce import Salesforce
+
+    from csops.extract.salesforce import CountingSession, SalesforceApi, load_object
+
+    login = json.loads(os.environ["BENCH_SALESFORCE_LOGIN"])
+
+    def connect(session):
+        session.proxies.update(login["proxies"])
+        return Salesforce(username=login["username"], password=login["password"],
+                          security_token=login["security_token"], session=session)
+
+    api = SalesforceApi(connect, CountingSession(reserve_share=0.0))
+    started = time.monotonic()
+    result = load_object(api, os.environ["BENCH_WAREHOUSE_URL"], "Task", run_id=f"bench-{mode}-{time.time()}",
+                         full_refresh=True, bulk_threshold=10**12 if mode == "rest" else 0, bulk_poll_seconds=0.2)
+    return {"rows": result.rows_read, "seconds": time.monotonic() - started, "api_calls": result.api_calls,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def fill_tasks(database_url: str, wanted: int) -> int:
+    """Add Tasks to the org until it holds `wanted` live ones; Ids come from the object's own sequence."""
+    from csops.sandbox.salesforce import store
+    from csops.sandbox.salesforce.objects import OBJECTS_BY_NAME, id_sequence, make_id
+
+    task = OBJECTS_BY_NAME["Task"]
+    with psycopg.connect(database_url) as connection:
+        store.ensure_schema(connection)
+        have = connection.execute('select count(*) from sf."Task" where not "IsDeleted"').fetchone()[0]
+        missing = max(wanted - have, 0)
+        if missing:
+            owner = connection.execute('select "Id" from sf."User" order by "Id" limit 1').fetchone()[0]
+            numbers = [n for (n,) in connection.execute(
+                f"select nextval('{id_sequence(task)}') from generate_series(1, %s)", (missing,))]
+            columns = ("Id", "IsDeleted", "CreatedDate", "CreatedById", "LastModifiedDate", "LastModifiedById",
+                       "SystemModstamp", "OwnerId", "Subject", "ActivityDate", "Status", "Priority", "Type",
+                       "IsClosed", "Description")
+            names = ", ".join(f'"{column}"' for column in columns)
+            with connection.cursor().copy(f'copy sf."Task" ({names}) from stdin') as copy:
+                for offset, number in enumerate(numbers):
+                    stamp = f"2026-0{1 + offset % 9}-{1 + offset % 28:02d}T0{offset % 10}:00:00+00"
+                    copy.write_row((make_id(task.key_prefix, number), False, stamp, owner, stamp, owner, stamp, owner,
+                                    f"フォローアップ {number}", stamp[:10], "Completed", "Normal",
+                                    ("Call", "Email", "Meeting")[offset % 3], True,
+                                    "定例の状況確認。利用状況と次回のアクションを共有した。"))
+        return have + missing
+
+
+def in_child(mode: str, environment: dict[str, str]) -> dict:
+    completed = subprocess.run([sys.executable, __file__, "--child", mode], capture_output=True, text=True,
+                               env={**os.environ, **environment})
+    if completed.returncode != 0:
+        raise SystemExit(f"{mode} failed:\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}")
+    figures = json.loads(completed.stdout.strip().splitlines()[-1])
+    print(f"  {mode}: {figures['rows']:,} rows, {figures['api_calls']} API calls, {figures['seconds']:.1f}s, "
+          f"peak RSS {figures['peak_rss_mb']:.0f} MB", flush=True)
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", type=int, default=200_000)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    if arguments.child:
+        print(json.dumps(measure(arguments.child)))
+        return
+
+    from csops.local_postgres import LocalPostgres, ensure_database
+    from csops.sandbox.salesforce.server import SalesforceSandbox
+    home = Path(os.environ.get("CS_LOCAL_DIR", REPO_ROOT / ".local"))
+    server = LocalPostgres(home / "bench-postgres", int(os.environ.get("CS_BENCH_PG_PORT", "54339")))
+    started_server = server.start()
+    sandbox = SalesforceSandbox(home / "bench-salesforce", server.url("salesforce"), free_port(), free_port())
+    try:
+        ensure_database(server.url("postgres"), "salesforce")
+        sandbox.start()
+        sandbox.admin.set_daily_limit(1_000_000)
+        tasks = fill_tasks(sandbox.database_url, arguments.tasks)
+        print(f"Salesforce sandbox org with {tasks:,} Tasks", flush=True)
+        login = sandbox.credentials()
+        environment = {
+            "REQUESTS_CA_BUNDLE": str(sandbox.ca_bundle()),
+            "BENCH_SALESFORCE_LOGIN": json.dumps({"username": login.username, "password": login.password,
+                                                  "security_token": login.security_token,
+                                                  "proxies": sandbox.proxies()}),
+        }
+        figures = {}
+        for mode in ("rest", "bulk"):
+            name = f"bench_sf_{mode}"
+            with psycopg.connect(server.url("postgres"), autocommit=True) as connection:
+                connection.execute(f"drop database if exists {name} with (force)")
+                connection.execute(f"create database {name}")
+            figures[mode] = in_child(mode, {**environment, "BENCH_WAREHOUSE_URL": server.url(name)})
+        print("\nTask, full load        rows   API calls    seconds   rows/s   peak RSS MB")
+        for mode, measured in figures.items():
+            print(f"  {mode:<16} {measured['rows']:>10,} {measured['api_calls']:>10} {measured['seconds']:>10.1f} "
+                  f"{measured['rows'] / measured['seconds']:>8,.0f} {measured['peak_rss_mb']:>12.0f}")
+    finally:
+        sandbox.stop()
+        if started_server:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
