@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from csops.local_postgres import LocalPostgres
+from csops.sandbox.salesforce.server import SalesforceSandbox
 from tests.conftest import TEST_WORLD, VENV_BIN, free_port
 
 RUN_DATE = TEST_WORLD.end_date.isoformat()
@@ -54,15 +55,19 @@ def first_run(environment):
 def test_first_run_loads_builds_and_summarises(first_run, environment, local_dir):
     assert "Nexpro sandbox generated" in first_run
     assert "Rows loaded" in first_run and "Quarantined rows: 0" in first_run
+    assert "salesforce account" in first_run and "Salesforce API calls:" in first_run
+    assert "Identity issues (marts.dq_identity_issues): " in first_run
     assert "tests passed" in first_run
     assert "make warehouse" in first_run, "the summary says how to open the marts"
     server = LocalPostgres(local_dir / "postgres", int(environment["CS_LOCAL_PG_PORT"]))
     assert not server.is_running(), "csops run stops the server it started"
+    assert not SalesforceSandbox(local_dir / "salesforce", "", 0, 0).is_running(), "and the Salesforce sandbox"
     server.start()
     try:
         with psycopg.connect(server.url("warehouse")) as connection:
-            loads = connection.execute("select table_name, load_mode, status from ops.extract_runs").fetchall()
-            assert len(loads) == 11 and all(mode == "full" and status == "succeeded" for _, mode, status in loads)
+            loads = connection.execute("select source_name, load_mode, status from ops.extract_runs").fetchall()
+            assert len(loads) == 11 + 12 and all(mode == "full" and status == "succeeded" for _, mode, status in loads)
+            assert sorted({source for source, _, _ in loads}) == ["nexpro", "salesforce"]
             failed = connection.execute("select node_name, status from ops.dbt_node_results "
                                         "where status not in ('success', 'pass')").fetchall()
             assert failed == []
@@ -75,14 +80,14 @@ def test_first_run_loads_builds_and_summarises(first_run, environment, local_dir
                 "the DAG run csops started (06:30 Tokyo on D + 1) computed D"
             freshness = connection.execute("select count(*) filter (where status = 'pass'), count(*) "
                                            "from ops.dbt_node_results where resource_type = 'source'").fetchone()
-            assert freshness == (11, 11), "source_freshness ran as part of the DAG"
+            assert freshness == (23, 23), "source_freshness ran as part of the DAG"
     finally:
         server.stop()
 
 
 def test_the_run_prints_a_short_account_and_keeps_the_full_logs_in_a_file(first_run, local_dir):
     assert first_run.count("Rows loaded") == 1, "the summary is printed once"
-    assert "▸ nexpro_extract" in first_run and "✓ nexpro_extract: 12 tasks" in first_run
+    assert "▸ extract" in first_run and "✓ extract: 24 tasks" in first_run
     assert "✓ dbt:" in first_run and "✓ source_freshness: 1 task" in first_run
     assert len(first_run.splitlines()) < 80, "no task logs on the console"
     [log_file] = (local_dir / "logs").glob("run-*.log")

@@ -27,6 +27,10 @@ def test_stages_are_reported_with_tasks_rows_failures_and_time():
         "2026-11-24T18:06:05Z [info ] raw_nexpro.login_events: full load, 238116 read, 238116 inserted, 0 updated",
         *task_lines("nexpro_extract.load_table", 1, "aaaa-2", "failed"),
         *task_lines("nexpro_extract.load_csv_inbox", -1, "aaaa-3", "upstream_failed"),
+        # The Salesforce group runs beside Nexpro's, interleaved: still one stage.
+        *task_lines("salesforce_extract.load_object", 0, "aaaa-4", "success"),
+        "2026-11-24T18:06:05Z [info ] raw_salesforce.account: full load, 122 read, 122 inserted, 0 updated, "
+        "0 deleted, 0 quarantined, 4 API calls in 0.1s (succeeded)",
     ]
     for line in lines:
         progress.feed(line)
@@ -37,9 +41,9 @@ def test_stages_are_reported_with_tasks_rows_failures_and_time():
     progress.finish()
 
     assert messages == [
-        "▸ nexpro_extract",
+        "▸ extract",
         "  ✗ nexpro_extract.load_table[1] failed; its log is in the run's log file",
-        "✗ nexpro_extract: 3 tasks, 238,116 rows read from 1 table, 1 failed, 7s",
+        "✗ extract: 4 tasks, 238,238 rows read from 2 tables, 1 failed, 7s",
         "▸ summarize",
         "✓ summarize: 1 task, 2s",
     ]

@@ -3,7 +3,8 @@
 `airflow dags test` prints every task's full log (thousands of lines). `csops run` writes all of it to a
 log file and feeds each line to `RunProgress`, which reports only what a person watching wants: a stage
 (a task group, or a task outside any group) starting and finishing with its task count, rows loaded and
-elapsed time, dbt progress every few seconds, and any task that fails, as it fails.
+elapsed time, dbt progress every few seconds, and any task that fails, as it fails. The sources' extract
+groups run side by side, so they are one stage, `extract`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,12 @@ STATE_UPDATED = re.compile(r"Task instance state updated .*new_state=(?P<state>\
 TABLE_LOADED = re.compile(r"\S+: (?:full|incremental) load, (?P<read>\d+) read")
 PROGRESS_EVERY_SECONDS = 15.0
 FAILED_STATES = ("failed", "up_for_retry")
+
+
+def stage_of(task_id: str) -> str:
+    """The stage a task belongs to: its task group (every `<source>_extract` group is `extract`), or itself."""
+    group = task_id.split(".", 1)[0]
+    return "extract" if group.endswith("_extract") else group
 
 
 @dataclass
@@ -48,7 +55,7 @@ class RunProgress:
         if match := TASK_STARTING.search(line):
             task = match["task"] + (f"[{match['index']}]" if match["index"] != "-1" else "")
             self.current_task = task
-            self._enter(match["task"].split(".", 1)[0])
+            self._enter(stage_of(match["task"]))
             self.stage.tasks += 1
             self._maybe_report_progress()
         elif match := TASK_RUNNING.search(line):

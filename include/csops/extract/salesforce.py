@@ -334,10 +334,10 @@ def load_object(api: SalesforceApi, warehouse_url: str, object_name: str, *, run
             if failure is error:
                 raise
             raise failure from error
-    log.info("%s.%s: %s load (%s), %s read, %s inserted, %s updated, %s deleted, %s quarantined, %s API calls "
-             "in %.1fs", RAW_SCHEMA, table.name, result.load_mode, result.status, result.rows_read,
-             result.rows_inserted, result.rows_updated, result.rows_deleted, result.rows_quarantined,
-             result.api_calls, result.duration_seconds)
+    log.info("%s.%s: %s load, %s read, %s inserted, %s updated, %s deleted, %s quarantined, %s API calls "
+             "in %.1fs (%s)", RAW_SCHEMA, table.name, result.load_mode, result.rows_read, result.rows_inserted,
+             result.rows_updated, result.rows_deleted, result.rows_quarantined, result.api_calls,
+             result.duration_seconds, result.status)
     return result
 
 
