@@ -111,11 +111,17 @@ def test_second_run_reuses_everything_and_changes_nothing(first_run, environment
     server.start()
     try:
         with psycopg.connect(server.url("warehouse")) as connection:
-            modes = connection.execute(
-                "select load_mode, sum(rows_inserted + rows_updated) from ops.extract_runs "
-                "where run_id = (select run_id from ops.extract_runs order by started_at desc limit 1) "
-                "group by 1").fetchall()
-        assert modes == [("incremental", 0)]
+            loads = connection.execute(
+                "select source_name, table_name, load_mode, rows_read, rows_inserted + rows_updated "
+                "from ops.extract_runs "
+                "where run_id = (select run_id from ops.extract_runs order by started_at desc limit 1)").fetchall()
+        assert sum(changed for *_, changed in loads) == 0
+        # Every table with rows loads incrementally; a Salesforce object that never had a record (the ones
+        # the platform writes back later) has no watermark yet, so it is read in full: zero rows, 4 calls.
+        assert [(source, table) for source, table, mode, read, _ in loads if mode != "incremental"] == [
+            ("salesforce", table) for source, table, mode, read, _ in loads if source == "salesforce" and read == 0
+            and mode == "full"]
+        assert len(loads) == 23
         assert mart_rows(server) == before
     finally:
         server.stop()

@@ -4,9 +4,9 @@
 
 with
 
-accounts as (
+matched_accounts as (
 
-    select * from {{ ref('stg_salesforce__accounts') }}
+    select * from {{ ref('int_accounts_matched_to_tenants') }}
 
 ),
 
@@ -16,35 +16,9 @@ tenants as (
 
 ),
 
-ranked_accounts as (
-
-    -- Several accounts may carry the same tenant key (a duplicate). The oldest stands for the company;
-    -- the others are duplicates to merge in Salesforce.
-    select
-        accounts.*,
-        case
-            when nexpro_tenant_id is not null
-                then row_number() over (partition by nexpro_tenant_id order by created_at, account_id)
-            else 1
-        end as tenant_key_rank
-    from accounts
-
-),
-
-company_accounts as (
-
-    select
-        ranked_accounts.*,
-        tenants.tenant_id as matched_tenant_id
-    from ranked_accounts
-    left join tenants
-        on ranked_accounts.nexpro_tenant_id = tenants.tenant_id
-    where ranked_accounts.tenant_key_rank = 1
-
-),
-
 companies_in_salesforce as (
 
+    -- Duplicates (a higher rank for the same tenant key) make no company of their own.
     select
         case
             when matched_tenant_id is not null then 'nexpro:' || matched_tenant_id
@@ -57,7 +31,8 @@ companies_in_salesforce as (
         owner_user_id as csm_user_id,
         tier,
         case when matched_tenant_id is not null then 'matched' else 'salesforce_only' end as match_status
-    from company_accounts
+    from matched_accounts
+    where tenant_key_rank = 1
 
 ),
 
@@ -74,7 +49,7 @@ tenants_without_account as (
         'nexpro_only' as match_status
     from tenants
     where not exists (
-        select from accounts where accounts.nexpro_tenant_id = tenants.tenant_id
+        select from matched_accounts where matched_accounts.matched_tenant_id = tenants.tenant_id
     )
 
 ),

@@ -5,26 +5,14 @@ with
 
 accounts as (
 
-    select * from {{ ref('stg_salesforce__accounts') }}
+    -- Live accounts, each with the tenant its key finds and its rank among accounts sharing that key.
+    select * from {{ ref('int_accounts_matched_to_tenants') }}
 
 ),
 
 tenants as (
 
     select * from {{ ref('stg_nexpro__tenants') }}
-
-),
-
-ranked_accounts as (
-
-    select
-        accounts.*,
-        first_value(account_id) over (
-            partition by nexpro_tenant_id order by created_at, account_id
-        ) as kept_account_id,
-        row_number() over (partition by nexpro_tenant_id order by created_at, account_id) as tenant_key_rank
-    from accounts
-    where nexpro_tenant_id is not null
 
 ),
 
@@ -75,22 +63,20 @@ tenant_keys_not_found as (
     select
         'tenant_key_not_found' as issue_type,
         'salesforce' as source_system,
-        accounts.account_id as record_id,
-        accounts.account_name as company_name,
-        accounts.nexpro_tenant_key as key_value,
+        account_id as record_id,
+        account_name as company_name,
+        nexpro_tenant_key as key_value,
         cast(null as text) as related_record_id,
         case
-            when accounts.nexpro_tenant_id is null
-                then 'Nexpro_Tenant_Id__c ''' || accounts.nexpro_tenant_key || ''' is not a tenant id (digits only): '
+            when nexpro_tenant_id is null
+                then 'Nexpro_Tenant_Id__c ''' || nexpro_tenant_key || ''' is not a tenant id (digits only): '
                     || 'correct it'
-            else 'Nexpro_Tenant_Id__c ' || accounts.nexpro_tenant_key || ' matches no Nexpro tenant: '
+            else 'Nexpro_Tenant_Id__c ' || nexpro_tenant_key || ' matches no Nexpro tenant: '
                 || 'correct the id, or check whether the tenant was removed'
         end as reason
     from accounts
-    left join tenants
-        on accounts.nexpro_tenant_id = tenants.tenant_id
-    where accounts.nexpro_tenant_key is not null
-        and tenants.tenant_id is null
+    where nexpro_tenant_key is not null
+        and matched_tenant_id is null
 
 ),
 
@@ -105,7 +91,7 @@ duplicate_tenant_keys as (
         kept_account_id as related_record_id,
         'Another account (' || kept_account_id || ', the oldest, used for the company) carries the same '
         || 'Nexpro_Tenant_Id__c ' || nexpro_tenant_key || ': merge the duplicate accounts in Salesforce' as reason
-    from ranked_accounts
+    from accounts
     where tenant_key_rank > 1
 
 ),
