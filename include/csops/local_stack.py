@@ -32,13 +32,14 @@ class Stack:
     warehouse_url: str
     nexpro_url: str
     server: LocalPostgres | None
-    salesforce_connection: str  # Airflow connection (JSON) of the org: the sandbox's, or the configured one
+    salesforce_connection: str  # Airflow connection (JSON) of the org: the sandbox's, the configured one, or ""
     salesforce_sandbox: SalesforceSandbox | None = None
 
     def airflow_connections(self) -> dict[str, str]:
         connections = {f"AIRFLOW_CONN_{settings.WAREHOUSE_CONN_ID.upper()}": self.warehouse_url,
-                       f"AIRFLOW_CONN_{settings.NEXPRO_CONN_ID.upper()}": self.nexpro_url,
-                       f"AIRFLOW_CONN_{settings.SALESFORCE_CONN_ID.upper()}": self.salesforce_connection}
+                       f"AIRFLOW_CONN_{settings.NEXPRO_CONN_ID.upper()}": self.nexpro_url}
+        if self.salesforce_connection:
+            connections[f"AIRFLOW_CONN_{settings.SALESFORCE_CONN_ID.upper()}"] = self.salesforce_connection
         if self.salesforce_sandbox is not None:
             # The sandbox's certificate is signed by a local CA; this bundle holds it beside the usual ones.
             connections["REQUESTS_CA_BUNDLE"] = str(self.salesforce_sandbox.ca_bundle())
@@ -55,13 +56,15 @@ def salesforce_sandbox(server: LocalPostgres) -> SalesforceSandbox:
 
 
 @contextmanager
-def local_stack() -> Iterator[Stack]:
+def local_stack(*, salesforce: bool = True) -> Iterator[Stack]:
+    """The stack; `salesforce=False` leaves the Salesforce sandbox out (for commands that only need Postgres)."""
     warehouse_url = settings.configured_warehouse_url()
     nexpro_url = settings.configured_nexpro_url()
-    salesforce_connection = settings.configured_salesforce_connection()
+    salesforce_connection = settings.configured_salesforce_connection() or ""
+    run_sandbox = salesforce and not salesforce_connection
     server, started = None, False
     sandbox, sandbox_started = None, False
-    if not (warehouse_url and nexpro_url and salesforce_connection):
+    if not (warehouse_url and nexpro_url) or run_sandbox:
         server = local_server()
         started = server.start()
     try:
@@ -72,7 +75,7 @@ def local_stack() -> Iterator[Stack]:
             if not nexpro_url:
                 server.ensure_database(NEXPRO_DATABASE)
                 nexpro_url = server.url(NEXPRO_DATABASE)
-            if not salesforce_connection:
+            if run_sandbox:
                 server.ensure_database(SALESFORCE_DATABASE)
                 sandbox = salesforce_sandbox(server)
                 sandbox_started = sandbox.start()

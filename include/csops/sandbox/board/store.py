@@ -1,0 +1,124 @@
+"""Reading the board sandbox's tables for the API, and the API's bookkeeping (usage, settings).
+
+List queries take board's Ransack-style filters already parsed into `Filter`s (column, operator, values)
+and page in a stable order by id. API usage is counted per API key (kept hashed) and Japan-time day.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from csops.sandbox.board.schema import META_DDL, SCHEMA
+
+DAILY_LIMIT = "daily_limit"
+PER_SECOND_LIMIT = "per_second_limit_enabled"
+DEFAULT_DAILY_LIMIT = 5_000
+OPERATORS = {"eq": "=", "gteq": ">=", "lteq": "<=", "gt": ">", "lt": "<"}
+RESOURCES = ("clients", "projects", "invoices")
+
+
+@dataclass(frozen=True)
+class Filter:
+    column: str
+    operator: str  # one of OPERATORS, or "in"
+    values: tuple
+
+
+def ensure_schema(conn: psycopg.Connection) -> None:
+    conn.execute(META_DDL)
+
+
+def where_clause(filters: list[Filter]) -> tuple[str, list]:
+    parts, arguments = [], []
+    for item in filters:
+        if item.operator == "in":
+            parts.append(f"{item.column} = any(%s)")
+            arguments.append(list(item.values))
+        else:
+            parts.append(f"{item.column} {OPERATORS[item.operator]} %s")
+            arguments.append(item.values[0])
+    return (" where " + " and ".join(parts)) if parts else "", arguments
+
+
+def list_rows(conn: psycopg.Connection, resource: str, filters: list[Filter], page: int,
+              per_page: int) -> tuple[list[dict], int]:
+    """One page of a resource's rows (by id) matching the filters, and how many match in all."""
+    where, arguments = where_clause(filters)
+    table = f"{SCHEMA}.{resource}"
+    total = conn.execute(f"select count(*) from {table}{where}", arguments).fetchone()[0]
+    rows = conn.cursor(row_factory=dict_row).execute(
+        f"select * from {table}{where} order by id limit %s offset %s",
+        [*arguments, per_page, (page - 1) * per_page]).fetchall()
+    return rows, total
+
+
+def get_row(conn: psycopg.Connection, resource: str, record_id: int) -> dict | None:
+    return conn.cursor(row_factory=dict_row).execute(f"select * from {SCHEMA}.{resource} where id = %s",
+                                                     (record_id,)).fetchone()
+
+
+def details_of(conn: psycopg.Connection, invoice_ids: list[int]) -> dict[int, list[dict]]:
+    found: dict[int, list[dict]] = {invoice_id: [] for invoice_id in invoice_ids}
+    for row in conn.cursor(row_factory=dict_row).execute(
+            f"select * from {SCHEMA}.invoice_details where invoice_id = any(%s) order by invoice_id, sort_no",
+            (invoice_ids,)):
+        found[row["invoice_id"]].append(row)
+    return found
+
+
+def clients_by_id(conn: psycopg.Connection, client_ids: list[int]) -> dict[int, dict]:
+    rows = conn.cursor(row_factory=dict_row).execute(f"select id, name from {SCHEMA}.clients where id = any(%s)",
+                                                     (client_ids,))
+    return {row["id"]: row for row in rows}
+
+
+# --- Settings and usage ----------------------------------------------------------------------------------
+
+
+def get_setting(conn: psycopg.Connection, name: str, default):
+    row = conn.execute(f"select value from {SCHEMA}.settings where name = %s", (name,)).fetchone()
+    return default if row is None else row[0]
+
+
+def set_setting(conn: psycopg.Connection, name: str, value) -> None:
+    conn.execute(f"insert into {SCHEMA}.settings values (%s, %s) on conflict (name) do update set value = "
+                 "excluded.value", (name, Jsonb(value)))
+
+
+def key_hash(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def japan_day(now: datetime | None = None) -> date:
+    return ((now or datetime.now(UTC)) + timedelta(hours=9)).date()
+
+
+def count_call(conn: psycopg.Connection, api_key: str) -> tuple[int, int, bool]:
+    """Count one call against the key's budget for today (Japan time): (used, limit, allowed).
+
+    Refused calls are not counted.
+    """
+    limit = get_setting(conn, DAILY_LIMIT, DEFAULT_DAILY_LIMIT)
+    row = conn.execute(
+        f"insert into {SCHEMA}.api_usage as usage values (%(key)s, %(day)s, 1) on conflict (api_key_hash, day) "
+        "do update set used = usage.used + 1 where usage.used < %(limit)s returning used",
+        {"key": key_hash(api_key), "day": japan_day(), "limit": limit}).fetchone()
+    if row is None or row[0] > limit:
+        return usage(conn, api_key)[0], limit, False
+    return row[0], limit, True
+
+
+def usage(conn: psycopg.Connection, api_key: str) -> tuple[int, int]:
+    row = conn.execute(f"select used from {SCHEMA}.api_usage where api_key_hash = %s and day = %s",
+                       (key_hash(api_key), japan_day())).fetchone()
+    return (row[0] if row else 0), get_setting(conn, DAILY_LIMIT, DEFAULT_DAILY_LIMIT)
+
+
+def reset_usage(conn: psycopg.Connection) -> None:
+    conn.execute(f"delete from {SCHEMA}.api_usage where day = %s", (japan_day(),))
