@@ -1,0 +1,325 @@
+"""The board sandbox's HTTP API: board API v1's read endpoints for clients, projects and invoices.
+
+Every `/v1/` call passes one gate, in this order: authentication (both `x-api-key` and
+`Authorization: Bearer <token>`, else 401), the per-second limit (more than 3 calls in any one-second
+window per API key: 429 "Too Many Requests"), the daily budget per API key (429 "Limit Exceeded"), then
+the token's permission for the resource (403). Errors are board's `{"message": ...}`; invalid parameters
+give 422 `{"message": ..., "errors": [...]}`.
+
+Lists are JSON arrays paged by `page` (1-based) and `per_page` (default 10, at most 100) in id order, with
+`X-Total-Count`, `X-Page` and `X-Per-Page` headers. `response_group` (small / medium / large, default
+medium) chooses the fields; invoice line items (`details`) come only with large. Filters are Ransack-style:
+`<field>_eq`, `_gteq`, `_lteq`, `_gt`, `_lt` and `<field>_in[]` (repeated) on the fields in `FILTERS`.
+Amounts are strings (`"50000.0"`), timestamps ISO 8601 in Japan time (`+09:00`), dates `YYYY-MM-DD`.
+
+`/sandbox/admin/` (not board) sets and reads the limits for tests; it needs the admin token.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import deque
+from contextlib import asynccontextmanager
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Header, Request
+from fastapi.responses import JSONResponse
+from psycopg_pool import ConnectionPool
+from pydantic import BaseModel
+
+from csops.sandbox.board import store
+from csops.sandbox.board.schema import TAX_RATE
+
+JST = timezone(timedelta(hours=9))
+ADMIN_TOKEN_HEADER = "X-Sandbox-Admin-Token"
+DEFAULT_PER_PAGE, MAX_PER_PAGE = 10, 100
+PER_SECOND_CALLS = 3
+RESPONSE_GROUPS = ("small", "medium", "large")
+
+# Filterable fields per resource and how their values are read.
+FILTERS: dict[str, dict[str, type]] = {
+    "clients": {"id": int, "management_no": str, "created_at": datetime, "updated_at": datetime},
+    "projects": {"id": int, "client_id": int, "order_status": int, "invoice_timing": int, "order_date": date,
+                 "created_at": datetime, "updated_at": datetime},
+    "invoices": {"id": int, "client_id": int, "project_id": int, "invoice_status": int, "invoice_date": date,
+                 "payment_due_date": date, "paid_date": date, "created_at": datetime, "updated_at": datetime},
+}
+# The fields of each response group (each group adds to the one before it).
+FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "clients": {"small": ("id", "name", "management_no", "updated_at"),
+                "medium": ("name_disp", "tel", "zip", "address", "created_at"), "large": ()},
+    "projects": {"small": ("id", "client_id", "project_no", "name", "order_status", "updated_at"),
+                 "medium": ("invoice_timing", "estimate_date", "order_date", "billing_start_date",
+                            "billing_end_date", "created_at"), "large": ()},
+    "invoices": {"small": ("id", "project_id", "client_id", "invoice_no", "invoice_date", "invoice_status", "total",
+                           "updated_at"),
+                 "medium": ("payment_due_date", "paid_date", "service_period_start", "service_period_end",
+                            "subtotal", "tax", "created_at"), "large": ()},
+}
+DETAIL_FIELDS = ("id", "sort_no", "description", "unit_price", "quantity", "unit", "amount", "tax_rate")
+
+
+class BoardError(Exception):
+    def __init__(self, status: int, message: str, errors: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.errors = status, message, errors
+
+    def response(self) -> JSONResponse:
+        body: dict[str, Any] = {"message": self.message}
+        if self.errors is not None:
+            body["errors"] = self.errors
+        return JSONResponse(body, status_code=self.status)
+
+
+def create_app(database_url: str, credentials: dict, pool_size: int = 4) -> FastAPI:
+    """The API over the database at `database_url`; `credentials` holds `api_key`, `tokens` (token →
+    resources it may read) and `admin_token`."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        pool = ConnectionPool(database_url, min_size=1, max_size=pool_size, open=False, name="board-sandbox")
+        pool.open(wait=True, timeout=60)
+        with pool.connection() as conn:
+            store.ensure_schema(conn)
+        app.state.pool = pool
+        try:
+            yield
+        finally:
+            pool.close()
+
+    app = FastAPI(title="csops board sandbox", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.credentials = credentials
+    app.state.recent_calls = deque()
+    app.state.calls_lock = threading.Lock()
+    app.include_router(api_router)
+    app.include_router(admin_router)
+    app.add_exception_handler(BoardError, lambda _request, error: error.response())
+    return app
+
+
+# --- The gate --------------------------------------------------------------------------------------------
+
+
+def within_per_second_limit(request: Request) -> bool:
+    """True when this call is at most the third in the last second; only admitted calls are remembered."""
+    now = time.monotonic()
+    with request.app.state.calls_lock:
+        calls = request.app.state.recent_calls
+        while calls and now - calls[0] >= 1.0:
+            calls.popleft()
+        if len(calls) >= PER_SECOND_CALLS:
+            return False
+        calls.append(now)
+        return True
+
+
+def admit(request: Request, resource: str, api_key: str | None, authorization: str | None) -> None:
+    credentials = request.app.state.credentials
+    token = authorization[7:].strip() if authorization and authorization[:7].lower() == "bearer " else None
+    if not api_key or not secrets.compare_digest(api_key.encode(), credentials["api_key"].encode()):
+        raise BoardError(401, "Unauthorized: send your account's API key in the x-api-key header")
+    if token is None or token not in credentials["tokens"]:
+        raise BoardError(401, "Unauthorized: send a valid access token as 'Authorization: Bearer <token>'")
+    with request.app.state.pool.connection() as conn:
+        enabled = store.get_setting(conn, store.PER_SECOND_LIMIT, True)
+        if enabled and not within_per_second_limit(request):
+            raise BoardError(429, "Too Many Requests")
+        if not store.count_call(conn, api_key)[2]:
+            raise BoardError(429, "Limit Exceeded")
+    if resource not in credentials["tokens"][token]:
+        raise BoardError(403, f"Forbidden: this access token has no permission to read {resource}")
+
+
+# --- Parameters ------------------------------------------------------------------------------------------
+
+
+def parse_value(kind: type, text: str) -> Any:
+    if kind is int:
+        return int(text)
+    if kind is date:
+        return date.fromisoformat(text)
+    if kind is datetime:
+        moment = datetime.fromisoformat(text.replace(" ", "+"))  # '+' arrives as a space when not encoded
+        return moment if moment.tzinfo else moment.replace(tzinfo=JST)
+    return text
+
+
+def parse_filter(resource: str, name: str, values: list[str]) -> store.Filter:
+    fields = FILTERS[resource]
+    if name.endswith("_in[]") or name.endswith("_in"):
+        field, operator = name.removesuffix("[]").removesuffix("_in"), "in"
+    else:
+        field, _, operator = name.rpartition("_")
+    if field not in fields or (operator != "in" and operator not in store.OPERATORS):
+        allowed = ", ".join(sorted(fields))
+        raise BoardError(422, "Validation failed", [f"{name} is not a filter of {resource} (fields: {allowed}; "
+                                                    "predicates: _eq, _gteq, _lteq, _gt, _lt, _in[])"])
+    try:
+        parsed = tuple(parse_value(fields[field], value) for value in values)
+    except ValueError:
+        raise BoardError(422, "Validation failed", [f"{name}: {values!r} is not a valid {fields[field].__name__}"]
+                         ) from None
+    return store.Filter(field, operator, parsed)
+
+
+def positive_int(name: str, text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise BoardError(422, "Validation failed", [f"{name} must be a positive integer, not {text!r}"])
+    return int(text)
+
+
+def list_parameters(request: Request, resource: str) -> tuple[list[store.Filter], int, int, str]:
+    grouped: dict[str, list[str]] = {}
+    for name, value in request.query_params.multi_items():
+        grouped.setdefault(name, []).append(value)
+    page = positive_int("page", grouped.pop("page", ["1"])[-1])
+    per_page = positive_int("per_page", grouped.pop("per_page", [str(DEFAULT_PER_PAGE)])[-1])
+    if per_page > MAX_PER_PAGE:
+        raise BoardError(422, "Validation failed", [f"per_page must be at most {MAX_PER_PAGE}, not {per_page}"])
+    group = response_group(grouped.pop("response_group", ["medium"])[-1])
+    return [parse_filter(resource, name, values) for name, values in grouped.items()], page, per_page, group
+
+
+def response_group(value: str) -> str:
+    if value not in RESPONSE_GROUPS:
+        raise BoardError(422, "Validation failed", [f"response_group must be one of {', '.join(RESPONSE_GROUPS)}"])
+    return value
+
+
+# --- Rendering -------------------------------------------------------------------------------------------
+
+
+def json_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return f"{value:.1f}"
+    if isinstance(value, datetime):
+        return value.astimezone(JST).isoformat(timespec="milliseconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def render(resource: str, row: dict, group: str) -> dict:
+    groups = FIELDS[resource]
+    names = [name for level in RESPONSE_GROUPS[:RESPONSE_GROUPS.index(group) + 1] for name in groups[level]]
+    body = {name: json_value(row[name]) for name in names}
+    if resource == "invoices" and group != "small":
+        body["tax_rate"] = TAX_RATE
+    return body
+
+
+def render_rows(conn, resource: str, rows: list[dict], group: str) -> list[dict]:
+    bodies = [render(resource, row, group) for row in rows]
+    if group == "large" and resource == "invoices":
+        details = store.details_of(conn, [row["id"] for row in rows])
+        for body in bodies:
+            body["details"] = [{name: json_value(d[name]) for name in DETAIL_FIELDS} for d in details[body["id"]]]
+    if group == "large" and resource == "projects":
+        clients = store.clients_by_id(conn, [row["client_id"] for row in rows])
+        for body in bodies:
+            body["client"] = clients.get(body["client_id"])
+    return bodies
+
+
+# --- Endpoints -------------------------------------------------------------------------------------------
+
+api_router = APIRouter(prefix="/v1")
+
+
+def list_resource(request: Request, resource: str, api_key: str | None, authorization: str | None) -> JSONResponse:
+    admit(request, resource, api_key, authorization)
+    filters, page, per_page, group = list_parameters(request, resource)
+    with request.app.state.pool.connection() as conn:
+        rows, total = store.list_rows(conn, resource, filters, page, per_page)
+        body = render_rows(conn, resource, rows, group)
+    return JSONResponse(body, headers={"X-Total-Count": str(total), "X-Page": str(page), "X-Per-Page": str(per_page)})
+
+
+def show_resource(request: Request, resource: str, record_id: int, api_key: str | None,
+                  authorization: str | None, group: str) -> JSONResponse:
+    admit(request, resource, api_key, authorization)
+    group = response_group(group)
+    with request.app.state.pool.connection() as conn:
+        row = store.get_row(conn, resource, record_id)
+        if row is None:
+            raise BoardError(404, f"Not Found: no {resource[:-1]} with id {record_id}")
+        return JSONResponse(render_rows(conn, resource, [row], group)[0])
+
+
+def register(resource: str) -> None:
+    def index(request: Request, x_api_key: str | None = Header(default=None),
+              authorization: str | None = Header(default=None)) -> JSONResponse:
+        return list_resource(request, resource, x_api_key, authorization)
+
+    def show(request: Request, record_id: int, response_group: str = "medium",
+             x_api_key: str | None = Header(default=None),
+             authorization: str | None = Header(default=None)) -> JSONResponse:
+        return show_resource(request, resource, record_id, x_api_key, authorization, response_group)
+
+    api_router.add_api_route(f"/{resource}", index, methods=["GET"])
+    api_router.add_api_route(f"/{resource}/{{record_id}}", show, methods=["GET"])
+
+
+for _resource in store.RESOURCES:
+    register(_resource)
+
+
+# --- Admin API (sandbox only) ----------------------------------------------------------------------------
+
+admin_router = APIRouter()
+
+
+class LimitsBody(BaseModel):
+    daily_limit: int | None = None
+    per_second_limit: bool | None = None
+
+
+def require_admin(request: Request, token: str) -> None:
+    if not secrets.compare_digest(token.encode(), request.app.state.credentials["admin_token"].encode()):
+        raise BoardError(403, f"Send the admin token (credentials.json) in {ADMIN_TOKEN_HEADER}")
+
+
+def usage_body(request: Request) -> dict:
+    with request.app.state.pool.connection() as conn:
+        used, limit = store.usage(conn, request.app.state.credentials["api_key"])
+        per_second = store.get_setting(conn, store.PER_SECOND_LIMIT, True)
+    return {"used": used, "daily_limit": limit, "per_second_limit": per_second}
+
+
+@admin_router.get("/sandbox/admin/usage")
+def admin_usage(request: Request, token: str = Header(default="", alias=ADMIN_TOKEN_HEADER)) -> dict:
+    require_admin(request, token)
+    return usage_body(request)
+
+
+@admin_router.put("/sandbox/admin/limits")
+def admin_limits(request: Request, body: LimitsBody,
+                 token: str = Header(default="", alias=ADMIN_TOKEN_HEADER)) -> dict:
+    require_admin(request, token)
+    with request.app.state.pool.connection() as conn:
+        if body.daily_limit is not None:
+            store.set_setting(conn, store.DAILY_LIMIT, body.daily_limit)
+        if body.per_second_limit is not None:
+            store.set_setting(conn, store.PER_SECOND_LIMIT, body.per_second_limit)
+    return usage_body(request)
+
+
+@admin_router.post("/sandbox/admin/usage/reset")
+def admin_reset(request: Request, token: str = Header(default="", alias=ADMIN_TOKEN_HEADER)) -> dict:
+    require_admin(request, token)
+    with request.app.state.pool.connection() as conn:
+        store.reset_usage(conn)
+    with request.app.state.calls_lock:
+        request.app.state.recent_calls.clear()
+    return usage_body(request)
+
+
+@admin_router.get("/sandbox/health")
+def health(request: Request) -> dict:
+    with request.app.state.pool.connection() as conn:
+        conn.execute("select 1")
+    return {"status": "ok"}
