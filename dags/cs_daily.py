@@ -18,12 +18,16 @@ date rebuilds that date's mart rows and leaves later dates as they are.
    `overlap_minutes`), REST or a Bulk API 2.0 job for big increments, into `raw_salesforce`. Deleted
    records are flagged `_deleted_at`; a field added in Salesforce becomes a raw column. API calls are
    counted; before the org's daily budget reserve is touched the load stops and resumes next run.
-3. **source_freshness** — `dbt source freshness`: how long ago the loader last succeeded for each table.
+3. **board_extract** — in parallel too, one task per board resource (clients, projects, invoices with
+   their line items) through the `board_default` connection, one at a time and paced under board's 3
+   requests a second, into `raw_board` (typed columns plus the record as sent). At board's daily limit a
+   load stops cleanly and resumes next run. (The revenue marts built on it come next.)
+4. **source_freshness** — `dbt source freshness`: how long ago the loader last succeeded for each table.
    Runs even when a load failed, which is when it matters.
-4. **dbt** — the dbt project through Cosmos: one task per model/seed, each running `dbt build` for that
+5. **dbt** — the dbt project through Cosmos: one task per model/seed, each running `dbt build` for that
    node (the model, then its tests). Results land in `ops.dbt_node_results`. Each mart's task updates
    the mart's Asset (`csops.marts.<model>`), which downstream DAGs can be scheduled on.
-5. **summarize** — always runs, whatever happened upstream (a teardown task, so the run still fails when
+6. **summarize** — always runs, whatever happened upstream (a teardown task, so the run still fails when
    something failed): what failed first (task, table, error), then rows loaded, deleted and quarantined
    per table, rejected files, stale sources, models and tests. Stored in `ops.run_summaries`.
 
@@ -35,7 +39,7 @@ rebuild the incremental marts from scratch (`dbt --full-refresh`).
 Re-running any date is safe: loads merge on keys and marts are rebuilt for that date.
 Connections: `cs_warehouse` (the warehouse) and `nexpro_db` (the product DB), both Postgres;
 `salesforce_default` (the Salesforce org: username, password, security token; a proxy and CA bundle for
-the local sandbox).
+the local sandbox); `board_default` (the board API: base URL as host, token as password, `api_key` extra).
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from cosmos.operators.local import DbtSourceLocalOperator
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
 from csops import settings
+from csops.extract.board_resources import BOARD_RESOURCES
 from csops.extract.nexpro_tables import NEXPRO_TABLES, RAW_SCHEMA, SOURCE_NAME
 from csops.extract.salesforce_objects import SALESFORCE_OBJECTS
 from csops_airflow.assets import mart_asset
@@ -85,15 +90,16 @@ DBT_ARGS = {
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
-    tags=["cs", "nexpro", "salesforce", "dbt"],
+    tags=["cs", "nexpro", "salesforce", "board", "dbt"],
     user_defined_macros={"run_date_for": settings.run_date_for},
     params={
         "full_refresh": Param(
             [], type="array",
-            items={"type": "string", "enum": ["all", *(table.name for table in NEXPRO_TABLES), *SALESFORCE_OBJECTS]},
+            items={"type": "string",
+                   "enum": ["all", *(table.name for table in NEXPRO_TABLES), *SALESFORCE_OBJECTS, *BOARD_RESOURCES]},
             title="Full refresh",
-            description="Nexpro tables and Salesforce objects to reload from scratch instead of incrementally, "
-                        "or all."),
+            description="Nexpro tables, Salesforce objects and board resources to reload from scratch instead "
+                        "of incrementally, or all."),
         "rebuild_marts": Param(
             False, type="boolean", title="Rebuild incremental marts",
             description="Rebuild incremental models from scratch (dbt --full-refresh), e.g. after a source was "
@@ -166,6 +172,27 @@ def cs_daily():
 
         load_object.expand(object_name=list(SALESFORCE_OBJECTS))
 
+    @task_group(group_id="board_extract")
+    def board_extract():
+        # One at a time: board allows 3 requests a second per API key, shared by all of them.
+        @task(map_index_template="{{ resource }}", max_active_tis_per_dagrun=1)
+        def load_resource(resource: str) -> dict:
+            from csops.extract.board import load_resource as load
+            from csops_airflow.board import BoardHook
+
+            context = get_current_context()
+            context["resource"] = resource  # names the mapped task instance in the UI
+            params = context["params"]
+            result = load(BoardHook(settings.BOARD_CONN_ID).get_conn(), postgres_conninfo(settings.WAREHOUSE_CONN_ID),
+                          resource, run_id=context["run_id"], overlap=timedelta(minutes=int(params["overlap_minutes"])),
+                          full_refresh=bool({"all", resource} & set(params["full_refresh"])))
+            return {"resource": resource, "mode": result.load_mode, "status": result.status,
+                    "read": result.rows_read, "inserted": result.rows_inserted, "updated": result.rows_updated,
+                    "deleted": result.rows_deleted, "quarantined": result.rows_quarantined,
+                    "api_calls": result.api_calls}
+
+        load_resource.expand(resource=list(BOARD_RESOURCES))
+
     source_freshness = DbtSourceLocalOperator(
         task_id="source_freshness",
         project_dir=DBT_PROJECT,
@@ -213,7 +240,7 @@ def cs_daily():
         print(text)
         return {"run_id": run_id, "failures": len(summary["failures"])}
 
-    extracts = [nexpro_extract(), salesforce_extract()]
+    extracts = [nexpro_extract(), salesforce_extract(), board_extract()]
     for extract in extracts:
         extract >> [source_freshness, dbt]
     [source_freshness, dbt] >> summarize()

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from csops.local_postgres import LocalPostgres
+from csops.sandbox.board.server import BoardSandbox
 from csops.sandbox.salesforce.server import SalesforceSandbox
 from tests.conftest import TEST_WORLD, VENV_BIN, free_port
 
@@ -29,7 +30,8 @@ def environment(local_dir):
     environment = {key: value for key, value in os.environ.items()
                    if not key.startswith(("AIRFLOW", "CS_", "REQUESTS_CA_BUNDLE"))}
     environment.update(CS_LOCAL_DIR=str(local_dir), CS_LOCAL_PG_PORT=str(free_port()),
-                       CS_SALESFORCE_PORT=str(free_port()), CS_SALESFORCE_PROXY_PORT=str(free_port()))
+                       CS_SALESFORCE_PORT=str(free_port()), CS_SALESFORCE_PROXY_PORT=str(free_port()),
+                       CS_BOARD_PORT=str(free_port()))
     return environment
 
 
@@ -62,12 +64,14 @@ def test_first_run_loads_builds_and_summarises(first_run, environment, local_dir
     server = LocalPostgres(local_dir / "postgres", int(environment["CS_LOCAL_PG_PORT"]))
     assert not server.is_running(), "csops run stops the server it started"
     assert not SalesforceSandbox(local_dir / "salesforce", "", 0, 0).is_running(), "and the Salesforce sandbox"
+    assert not BoardSandbox(local_dir / "board", "", 0).is_running(), "and the board sandbox"
     server.start()
     try:
         with psycopg.connect(server.url("warehouse")) as connection:
             loads = connection.execute("select source_name, load_mode, status from ops.extract_runs").fetchall()
-            assert len(loads) == 11 + 12 and all(mode == "full" and status == "succeeded" for _, mode, status in loads)
-            assert sorted({source for source, _, _ in loads}) == ["nexpro", "salesforce"]
+            assert len(loads) == 11 + 12 + 3 and all(mode == "full" and status == "succeeded"
+                                                     for _, mode, status in loads)
+            assert sorted({source for source, _, _ in loads}) == ["board", "nexpro", "salesforce"]
             failed = connection.execute("select node_name, status from ops.dbt_node_results "
                                         "where status not in ('success', 'pass')").fetchall()
             assert failed == []
@@ -87,7 +91,7 @@ def test_first_run_loads_builds_and_summarises(first_run, environment, local_dir
 
 def test_the_run_prints_a_short_account_and_keeps_the_full_logs_in_a_file(first_run, local_dir):
     assert first_run.count("Rows loaded") == 1, "the summary is printed once"
-    assert "▸ extract" in first_run and "✓ extract: 24 tasks" in first_run
+    assert "▸ extract" in first_run and "✓ extract: 27 tasks" in first_run
     assert "✓ dbt:" in first_run and "✓ source_freshness: 1 task" in first_run
     assert len(first_run.splitlines()) < 80, "no task logs on the console"
     [log_file] = (local_dir / "logs").glob("run-*.log")
@@ -121,7 +125,7 @@ def test_second_run_reuses_everything_and_changes_nothing(first_run, environment
         assert [(source, table) for source, table, mode, read, _ in loads if mode != "incremental"] == [
             ("salesforce", table) for source, table, mode, read, _ in loads if source == "salesforce" and read == 0
             and mode == "full"]
-        assert len(loads) == 23
+        assert len(loads) == 26
         assert mart_rows(server) == before
     finally:
         server.stop()

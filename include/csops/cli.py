@@ -1,13 +1,13 @@
 """`csops` — the command line behind `make run` and `make warehouse`.
 
     csops run [--accounts 200 --days 180 --seed 42 --date YYYY-MM-DD --full-refresh all|TABLE,... --rebuild-marts]
-        The daily job on this machine: warehouse up, Nexpro and Salesforce sandboxes ready (their
-        history ending on the date), Airflow's `cs_daily` DAG run with `airflow dags test` as the scheduled run that
-        computes the date (default: yesterday in Tokyo, the last complete day), a summary, and
-        everything it started stopped.
-    csops sandbox nexpro|salesforce --accounts N --days D --seed S [--end-date YYYY-MM-DD]
+        The daily job on this machine: warehouse up, Nexpro, Salesforce and board sandboxes ready
+        (their history ending on the date), Airflow's `cs_daily` DAG run with `airflow dags test` as
+        the scheduled run that computes the date (default: yesterday in Tokyo, the last complete day),
+        a summary, and everything it started stopped.
+    csops sandbox nexpro|salesforce|board --accounts N --days D --seed S [--end-date YYYY-MM-DD]
         Build (or extend) the Nexpro sandbox database and write the world manifest, or seed the
-        Salesforce sandbox org from the same world.
+        Salesforce sandbox org or the board billing sandbox from the same world.
     csops warehouse
         Keep the local warehouse up on 127.0.0.1 for psql or a BI tool until Ctrl-C.
     csops ui [--accounts 200 --days 180 --seed 42]
@@ -59,12 +59,13 @@ def logical_date_computing(run_date: date) -> str:
 
 def full_refresh_tables(value: str | None) -> list[str]:
     """`--full-refresh all` or a comma-separated list of Nexpro tables and Salesforce objects, checked."""
+    from csops.extract.board_resources import BOARD_RESOURCES
     from csops.extract.nexpro_tables import NEXPRO_TABLES_BY_NAME
     from csops.extract.salesforce_objects import SALESFORCE_OBJECTS
 
     if not value:
         return []
-    known = [*NEXPRO_TABLES_BY_NAME, *SALESFORCE_OBJECTS]
+    known = [*NEXPRO_TABLES_BY_NAME, *SALESFORCE_OBJECTS, *BOARD_RESOURCES]
     tables = [name.strip() for name in value.split(",") if name.strip()]
     unknown = [name for name in tables if name != "all" and name not in known]
     if unknown:
@@ -91,12 +92,20 @@ def build_salesforce_sandbox(database_url: str, accounts: int, days: int, seed: 
     return seed_org(database_url, WorldParams(accounts, days, seed, end_date), progress=log.info)
 
 
+def build_board_sandbox(database_url: str, accounts: int, days: int, seed: int, end_date: date) -> dict:
+    from csops.sandbox.board.seed import seed_board
+    from csops.sandbox.world import WorldParams
+
+    return seed_board(database_url, WorldParams(accounts, days, seed, end_date), progress=log.info)
+
+
 def build_sandboxes(stack, arguments: argparse.Namespace, end_date: date) -> list[str]:
     """The sandbox source systems the stack runs locally, with the world's history ending on `end_date`.
 
     Returns the tables to reload in full: those of a sandbox that now holds a new world. Its rows reuse
     keys and timestamps of the world the warehouse copied before, which no incremental load can sort out.
     """
+    from csops.extract.board_resources import BOARD_RESOURCES
     from csops.extract.nexpro_tables import NEXPRO_TABLES_BY_NAME
     from csops.extract.salesforce_objects import SALESFORCE_OBJECTS
 
@@ -110,6 +119,11 @@ def build_sandboxes(stack, arguments: argparse.Namespace, end_date: date) -> lis
                                           arguments.seed, end_date)
         if seeded["action"] == "seeded":
             reload += SALESFORCE_OBJECTS
+    if stack.board_sandbox is not None:
+        billed = build_board_sandbox(stack.board_sandbox.database_url, arguments.accounts, arguments.days,
+                                     arguments.seed, end_date)
+        if billed["action"] == "generated":
+            reload += BOARD_RESOURCES
     if reload:
         log.info("new sandbox world: %s reloaded in full", ", ".join(reload))
     return reload
@@ -223,8 +237,8 @@ def command_run(arguments: argparse.Namespace) -> None:
                   f"included, is in {log_file} (search it for the task id).")
             raise failure
     print(f"\nDone in {time.monotonic() - started:.0f}s. The marts are in the warehouse's `marts` schema "
-          f"(staging views in `staging`, raw copies in `raw_nexpro` and `raw_salesforce`, data-quality issues in "
-          f"`marts.dq_identity_issues`, run audit in `ops`).")
+          f"(staging views in `staging`, raw copies in `raw_nexpro`, `raw_salesforce` and `raw_board`, "
+          f"data-quality issues in `marts.dq_identity_issues`, run audit in `ops`).")
     print(open_marts_hint())
 
 
@@ -245,18 +259,21 @@ def command_sandbox(arguments: argparse.Namespace) -> None:
         # A server of its own (docker compose's `sources`): no embedded server, no warehouse needed.
         build_nexpro_sandbox(configured, arguments.accounts, arguments.days, arguments.seed, end_date)
         return
-    with local_stack(salesforce=arguments.system == "salesforce") as stack:
+    with local_stack(salesforce=arguments.system == "salesforce", board=arguments.system == "board") as stack:
+        world = (arguments.accounts, arguments.days, arguments.seed, end_date)
         if arguments.system == "nexpro":
-            build_nexpro_sandbox(stack.nexpro_url, arguments.accounts, arguments.days, arguments.seed, end_date)
-        elif stack.salesforce_sandbox is None:
-            raise SystemExit("AIRFLOW_CONN_SALESFORCE_DEFAULT points at a configured org; the sandbox is not used")
+            build_nexpro_sandbox(stack.nexpro_url, *world)
+        elif arguments.system == "salesforce" and stack.salesforce_sandbox is not None:
+            build_salesforce_sandbox(stack.salesforce_sandbox.database_url, *world)
+        elif arguments.system == "board" and stack.board_sandbox is not None:
+            build_board_sandbox(stack.board_sandbox.database_url, *world)
         else:
-            build_salesforce_sandbox(stack.salesforce_sandbox.database_url, arguments.accounts, arguments.days,
-                                     arguments.seed, end_date)
+            raise SystemExit(f"AIRFLOW_CONN_{arguments.system.upper()}_DEFAULT points at a configured service; "
+                             f"its sandbox is not used")
 
 
 def command_warehouse(_arguments: argparse.Namespace) -> None:
-    with local_stack(salesforce=False) as stack:
+    with local_stack(salesforce=False, board=False) as stack:
         variables = dbt_environment(stack.warehouse_url)
         print(f"Warehouse up: host {variables['CS_WAREHOUSE_HOST']} port {variables['CS_WAREHOUSE_PORT']} "
               f"database {variables['CS_WAREHOUSE_DBNAME']} user {variables['CS_WAREHOUSE_USER']}")
@@ -313,7 +330,7 @@ def main(argv: list[str] | None = None) -> None:
                      help="rebuild the incremental marts from scratch (dbt --full-refresh)")
     run.set_defaults(handler=command_run)
     sandbox = commands.add_parser("sandbox", help="build the sandbox source systems")
-    sandbox.add_argument("system", choices=["nexpro", "salesforce"])
+    sandbox.add_argument("system", choices=["nexpro", "salesforce", "board"])
     add_world_arguments(sandbox)
     sandbox.add_argument("--end-date", help="last day of product history, YYYY-MM-DD "
                                             "(default: yesterday in Tokyo)")

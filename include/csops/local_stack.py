@@ -1,9 +1,10 @@
 """The servers a local run needs: configured ones when given, else the embedded ones.
 
-`local_stack()` resolves the warehouse and Nexpro URLs and the Salesforce connection. What is not
-configured runs locally: the embedded Postgres (warehouse, Nexpro sandbox, Salesforce sandbox storage)
-and the Salesforce sandbox server. Everything it started is stopped on the way out — on success,
-failure or Ctrl-C — but only what this call started (a server kept up by `make warehouse` stays up).
+`local_stack()` resolves the warehouse and Nexpro URLs and the Salesforce and board connections. What
+is not configured runs locally: the embedded Postgres (warehouse, Nexpro sandbox, the Salesforce and
+board sandboxes' storage) and the Salesforce and board sandbox servers. Everything it started is
+stopped on the way out — on success, failure or Ctrl-C — but only what this call started (a server kept
+up by `make warehouse` stays up).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 from csops import settings
 from csops.local_postgres import LocalPostgres
+from csops.sandbox.board.server import BoardSandbox
 from csops.sandbox.salesforce.server import SalesforceSandbox
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,7 @@ log = logging.getLogger(__name__)
 WAREHOUSE_DATABASE = "warehouse"
 NEXPRO_DATABASE = "nexpro"
 SALESFORCE_DATABASE = "salesforce"
+BOARD_DATABASE = "board"
 
 
 @dataclass(frozen=True)
@@ -34,12 +37,16 @@ class Stack:
     server: LocalPostgres | None
     salesforce_connection: str  # Airflow connection (JSON) of the org: the sandbox's, the configured one, or ""
     salesforce_sandbox: SalesforceSandbox | None = None
+    board_connection: str = ""  # Airflow connection (JSON) of the board API: the sandbox's or the configured one
+    board_sandbox: BoardSandbox | None = None
 
     def airflow_connections(self) -> dict[str, str]:
         connections = {f"AIRFLOW_CONN_{settings.WAREHOUSE_CONN_ID.upper()}": self.warehouse_url,
                        f"AIRFLOW_CONN_{settings.NEXPRO_CONN_ID.upper()}": self.nexpro_url}
         if self.salesforce_connection:
             connections[f"AIRFLOW_CONN_{settings.SALESFORCE_CONN_ID.upper()}"] = self.salesforce_connection
+        if self.board_connection:
+            connections[f"AIRFLOW_CONN_{settings.BOARD_CONN_ID.upper()}"] = self.board_connection
         if self.salesforce_sandbox is not None:
             # The sandbox's certificate is signed by a local CA; this bundle holds it beside the usual ones.
             connections["REQUESTS_CA_BUNDLE"] = str(self.salesforce_sandbox.ca_bundle())
@@ -50,21 +57,28 @@ def local_server() -> LocalPostgres:
     return LocalPostgres(settings.local_dir() / "postgres", settings.local_postgres_port())
 
 
+def board_sandbox(server: LocalPostgres) -> BoardSandbox:
+    return BoardSandbox(settings.local_dir() / "board", server.url(BOARD_DATABASE), settings.board_sandbox_port())
+
+
 def salesforce_sandbox(server: LocalPostgres) -> SalesforceSandbox:
     port, proxy_port = settings.salesforce_sandbox_ports()
     return SalesforceSandbox(settings.local_dir() / "salesforce", server.url(SALESFORCE_DATABASE), port, proxy_port)
 
 
 @contextmanager
-def local_stack(*, salesforce: bool = True) -> Iterator[Stack]:
-    """The stack; `salesforce=False` leaves the Salesforce sandbox out (for commands that only need Postgres)."""
+def local_stack(*, salesforce: bool = True, board: bool = True) -> Iterator[Stack]:
+    """The stack; `salesforce=False` / `board=False` leave those sandboxes out (for commands that do not need them)."""
     warehouse_url = settings.configured_warehouse_url()
     nexpro_url = settings.configured_nexpro_url()
     salesforce_connection = settings.configured_salesforce_connection() or ""
     run_sandbox = salesforce and not salesforce_connection
+    board_connection = settings.configured_board_connection() or ""
+    run_board = board and not board_connection
     server, started = None, False
     sandbox, sandbox_started = None, False
-    if not (warehouse_url and nexpro_url) or run_sandbox:
+    billing, billing_started = None, False
+    if not (warehouse_url and nexpro_url) or run_sandbox or run_board:
         server = local_server()
         started = server.start()
     try:
@@ -80,8 +94,15 @@ def local_stack(*, salesforce: bool = True) -> Iterator[Stack]:
                 sandbox = salesforce_sandbox(server)
                 sandbox_started = sandbox.start()
                 salesforce_connection = json.dumps(sandbox.airflow_connection())
-        yield Stack(warehouse_url, nexpro_url, server, salesforce_connection, sandbox)
+            if run_board:
+                server.ensure_database(BOARD_DATABASE)
+                billing = board_sandbox(server)
+                billing_started = billing.start()
+                board_connection = json.dumps(billing.airflow_connection())
+        yield Stack(warehouse_url, nexpro_url, server, salesforce_connection, sandbox, board_connection, billing)
     finally:
+        if billing_started:
+            billing.stop()
         if sandbox_started:
             sandbox.stop()
         if started:

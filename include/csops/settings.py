@@ -15,6 +15,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 WAREHOUSE_CONN_ID = "cs_warehouse"
 NEXPRO_CONN_ID = "nexpro_db"
 SALESFORCE_CONN_ID = "salesforce_default"
+BOARD_CONN_ID = "board_default"
 
 BUSINESS_TIMEZONE = "Asia/Tokyo"
 # Incremental loads re-read rows updated this long before the watermark (a DAG param can change it).
@@ -46,6 +47,15 @@ def configured_nexpro_url() -> str | None:
 def configured_salesforce_connection() -> str | None:
     """The Salesforce connection the user configured (a real org), as Airflow reads it from the environment."""
     return os.environ.get(f"AIRFLOW_CONN_{SALESFORCE_CONN_ID.upper()}")
+
+
+def configured_board_connection() -> str | None:
+    """The board API connection the user configured (the real board), as Airflow reads it from the environment."""
+    return os.environ.get(f"AIRFLOW_CONN_{BOARD_CONN_ID.upper()}")
+
+
+def board_sandbox_port() -> int:
+    return int(os.environ.get("CS_BOARD_PORT", "54332"))
 
 
 def salesforce_api_reserve() -> float:

@@ -18,7 +18,8 @@ FAILED_TASK_STATES = ("failed",)
 NOT_RUN_TASK_STATES = ("upstream_failed",)
 FAILED_NODE_STATUSES = ("error", "fail", "runtime error")
 # The Airflow task that loads each source's tables.
-LOAD_TASKS = {"nexpro": "nexpro_extract.load_table", "salesforce": "salesforce_extract.load_object"}
+LOAD_TASKS = {"nexpro": "nexpro_extract.load_table", "salesforce": "salesforce_extract.load_object",
+              "board": "board_extract.load_resource"}
 
 SUMMARIES_DDL = """
 create schema if not exists ops;
@@ -155,7 +156,8 @@ def format_summary(summary: dict) -> str:
     for source, calls in summary["api_calls"].items():
         lines.append(f"{source.capitalize()} API calls: {calls:,}")
     if summary["loads_stopped"]:
-        lines.append(f"Stopped to keep the API budget's reserve ({len(summary['loads_stopped'])}): "
+        lines.append(f"Stopped at an API budget (Salesforce's reserve, board's daily limit) "
+                     f"({len(summary['loads_stopped'])}): "
                      + ", ".join(stopped["table"] for stopped in summary["loads_stopped"])
                      + "; they resume from their watermark next run")
     lines.append(f"Quarantined rows: {summary['rows_quarantined']:,}"

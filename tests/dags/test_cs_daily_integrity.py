@@ -124,7 +124,8 @@ def test_summarize_and_freshness_run_whatever_happened_upstream(dag):
     dbt_leaves = {task.task_id for task in dag.tasks if task.task_id.startswith("dbt.")
                   and not any(down.startswith("dbt.") for down in task.downstream_task_ids)}
     assert dbt_leaves and summarize.upstream_task_ids == dbt_leaves | {"source_freshness"}
-    assert freshness.upstream_task_ids == {"nexpro_extract.load_csv_inbox", "salesforce_extract.load_object"}
+    assert freshness.upstream_task_ids == {"nexpro_extract.load_csv_inbox", "salesforce_extract.load_object",
+                                           "board_extract.load_resource"}
 
 
 def test_full_refresh_and_overlap_are_params(dag):

@@ -389,7 +389,7 @@ def test_the_sandbox_service_runs_an_existing_csops_command(compose):
     assert chosen["arguments"]["accounts"] == int(env_example()["SANDBOX_ACCOUNTS"])
     # The same check refuses what csops does not know.
     assert parse_csops(["sandbox", "nexpro", "--acounts", "3"]).returncode != 0
-    assert parse_csops(["sandbox", "board"]).returncode != 0
+    assert parse_csops(["sandbox", "hubspot"]).returncode != 0
 
 
 def test_sandbox_fills_a_configured_database_without_the_embedded_server(postgres, tmp_path):
@@ -422,7 +422,8 @@ def test_every_airflow_service_has_the_dags_connections(compose):
     wanted = {f"AIRFLOW_CONN_{conn_id.upper()}" for conn_id in connection_ids_the_dag_uses()}
     assert wanted == {f"AIRFLOW_CONN_{settings.WAREHOUSE_CONN_ID.upper()}",
                       f"AIRFLOW_CONN_{settings.NEXPRO_CONN_ID.upper()}",
-                      f"AIRFLOW_CONN_{settings.SALESFORCE_CONN_ID.upper()}"}
+                      f"AIRFLOW_CONN_{settings.SALESFORCE_CONN_ID.upper()}",
+                      f"AIRFLOW_CONN_{settings.BOARD_CONN_ID.upper()}"}
     for name, service in airflow_services(compose).items():
         connections = {key for key in environment_of(service) if key.startswith("AIRFLOW_CONN_")}
         assert connections == wanted, name

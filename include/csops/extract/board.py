@@ -33,6 +33,7 @@ import psycopg
 import requests
 from psycopg import sql
 
+from csops.extract.board_resources import BOARD_RESOURCES, RAW_SCHEMA, SOURCE_NAME
 from csops.extract.engine import (
     DEFAULT_OVERLAP,
     DELETED_AT,
@@ -56,8 +57,6 @@ from csops.extract.engine import (
 
 log = logging.getLogger(__name__)
 
-SOURCE_NAME = "board"
-RAW_SCHEMA = "raw_board"
 PER_PAGE = 100
 REQUESTS_PER_SECOND = 3
 TOO_MANY_REQUESTS_RETRIES = 10
@@ -81,7 +80,6 @@ COLUMNS: dict[str, dict[str, str]] = {
 DETAIL_COLUMNS = {"id": "bigint", "invoice_id": "bigint", "sort_no": "integer", "description": "text",
                   "unit_price": "numeric", "quantity": "numeric", "unit": "text", "amount": "numeric",
                   "tax_rate": "numeric", "invoice_updated_at": "timestamp with time zone"}
-BOARD_RESOURCES = tuple(COLUMNS)
 
 
 class DailyLimitReached(ExtractError):

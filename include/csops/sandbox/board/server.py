@@ -97,6 +97,12 @@ class BoardSandbox:
     def credentials(self) -> dict:
         return ensure_credentials(self.home)
 
+    def airflow_connection(self) -> dict:
+        """The Airflow connection (AIRFLOW_CONN_BOARD_DEFAULT as JSON) the board hook reads."""
+        values = self.credentials()
+        return {"conn_type": "http", "host": self.base_url, "password": values["token"],
+                "extra": {"api_key": values["api_key"]}}
+
     def headers(self, token: str | None = None) -> dict:
         """The headers of an API call with the full token (or the given one)."""
         values = self.credentials()
