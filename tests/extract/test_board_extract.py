@@ -9,22 +9,15 @@ import pytest
 
 from csops.extract.board import BOARD_RESOURCES, BoardClient, load_resource
 from csops.extract.engine import ExtractError
-from csops.sandbox.board.seed import seed_board
 from csops.sandbox.board.server import BoardSandbox
 from csops.sandbox.board.store import DEFAULT_DAILY_LIMIT
-from tests.conftest import TEST_WORLD, create_database, free_port
+from tests.board_fixtures import running_board
 
 
 @pytest.fixture(scope="module")
 def board(postgres, tmp_path_factory) -> BoardSandbox:
-    url = create_database(postgres, "board_extract")
-    seed_board(url, TEST_WORLD, progress=lambda _message: None)
-    sandbox = BoardSandbox(tmp_path_factory.mktemp("board"), url, free_port())
-    sandbox.start()
-    try:
+    with running_board(postgres, tmp_path_factory.mktemp("board"), "board_extract") as sandbox:
         yield sandbox
-    finally:
-        sandbox.stop()
 
 
 @pytest.fixture

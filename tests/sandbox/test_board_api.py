@@ -8,10 +8,9 @@ from datetime import datetime
 import pytest
 import requests
 
-from csops.sandbox.board.seed import seed_board
 from csops.sandbox.board.server import BoardSandbox
 from csops.sandbox.board.store import DEFAULT_DAILY_LIMIT
-from tests.conftest import TEST_WORLD, create_database, free_port
+from tests.board_fixtures import running_board
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+09:00$")
 AMOUNT = re.compile(r"^-?\d+\.\d$")
@@ -19,14 +18,8 @@ AMOUNT = re.compile(r"^-?\d+\.\d$")
 
 @pytest.fixture(scope="module")
 def board(postgres, tmp_path_factory) -> BoardSandbox:
-    url = create_database(postgres, "board_api")
-    seed_board(url, TEST_WORLD, progress=lambda _message: None)
-    sandbox = BoardSandbox(tmp_path_factory.mktemp("board"), url, free_port())
-    sandbox.start()
-    try:
+    with running_board(postgres, tmp_path_factory.mktemp("board"), "board_api") as sandbox:
         yield sandbox
-    finally:
-        sandbox.stop()
 
 
 @pytest.fixture

@@ -51,8 +51,10 @@ from csops.extract.engine import (
     quarantine_bad_values,
     quarantine_duplicate_keys,
     quarantine_null_keys,
+    read_watermark,
     record_run,
     record_source_columns,
+    save_watermark,
 )
 
 log = logging.getLogger(__name__)
@@ -235,10 +237,7 @@ def _load(client: BoardClient, warehouse: psycopg.Connection, resource: str, res
           overlap: timedelta, full_refresh: bool) -> None:
     columns = COLUMNS[resource]
     stage = prepare(warehouse, resource, columns, result)
-    watermark = warehouse.execute(
-        "select watermark from ops.extract_watermarks where source_name = %s and table_name = %s",
-        (SOURCE_NAME, resource)).fetchone()
-    watermark = watermark[0] if watermark else None
+    watermark = read_watermark(warehouse, SOURCE_NAME, resource)
     raw_has_rows = warehouse.execute(sql.SQL("select exists (select from {})").format(
         sql.Identifier(RAW_SCHEMA, resource))).fetchone()[0]
     full = full_refresh or watermark is None or not raw_has_rows
@@ -287,14 +286,7 @@ def _load(client: BoardClient, warehouse: psycopg.Connection, resource: str, res
         stage)).fetchone()[0]
     result.watermark_to = seen_until or watermark
     if seen_until is not None:
-        warehouse.execute(
-            """
-            insert into ops.extract_watermarks (source_name, table_name, watermark) values (%s, %s, %s)
-            on conflict (source_name, table_name) do update
-            set watermark = case when %s then excluded.watermark
-                else greatest(excluded.watermark, ops.extract_watermarks.watermark) end,
-                updated_at = now()
-            """, (SOURCE_NAME, resource, seen_until, full))
+        save_watermark(warehouse, SOURCE_NAME, resource, seen_until, reset=full)
     result.status = "succeeded"
 
 

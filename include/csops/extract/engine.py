@@ -543,10 +543,7 @@ def _load(source: psycopg.Connection, warehouse: psycopg.Connection, table: Sour
         casts = prepare_raw_table(warehouse, table, columns, result, raw_schema)
         raw_column_names = list(table_columns(warehouse, raw_schema, table.name))
         record_source_columns(warehouse, result.source_name, table.name, columns)
-        watermark = warehouse.execute(
-            "select watermark from ops.extract_watermarks where source_name = %s and table_name = %s",
-            (result.source_name, table.name)).fetchone()
-        watermark = watermark[0] if watermark else None
+        watermark = read_watermark(warehouse, result.source_name, table.name)
         # Never past the source's own clock: a row stamped in the future must not hide later changes.
         upper = source.execute(sql.SQL("select least(max({}), now()) from {}").format(
             sql.Identifier(table.watermark_column), source_relation)).fetchone()[0]
@@ -633,19 +630,30 @@ def _load(source: psycopg.Connection, warehouse: psycopg.Connection, table: Sour
             log.warning("%s: %s row(s) deleted in the source, flagged with %s", label, result.rows_deleted,
                         DELETED_AT)
         if upper is not None:
-            # An increment only moves the watermark forward; a full load sets it to what it saw.
-            warehouse.execute(
-                """
-                insert into ops.extract_watermarks (source_name, table_name, watermark) values (%s, %s, %s)
-                on conflict (source_name, table_name) do update
-                set watermark = case when %s then excluded.watermark
-                    else greatest(excluded.watermark, ops.extract_watermarks.watermark) end,
-                    updated_at = now()
-                """,
-                (result.source_name, table.name, upper, full))
+            save_watermark(warehouse, result.source_name, table.name, upper, reset=full)
         result.status = "succeeded"
         result.duration_seconds = time.monotonic() - clock
         record_run(warehouse, result)
+
+
+def read_watermark(warehouse: psycopg.Connection, source_name: str, table_name: str) -> datetime | None:
+    row = warehouse.execute("select watermark from ops.extract_watermarks where source_name = %s and table_name = %s",
+                            (source_name, table_name)).fetchone()
+    return row[0] if row else None
+
+
+def save_watermark(warehouse: psycopg.Connection, source_name: str, table_name: str, watermark: datetime, *,
+                   reset: bool) -> None:
+    """An increment only moves the watermark forward; a full load (`reset`) sets it to what it saw."""
+    warehouse.execute(
+        """
+        insert into ops.extract_watermarks (source_name, table_name, watermark) values (%s, %s, %s)
+        on conflict (source_name, table_name) do update
+        set watermark = case when %s then excluded.watermark
+            else greatest(excluded.watermark, ops.extract_watermarks.watermark) end,
+            updated_at = now()
+        """,
+        (source_name, table_name, watermark, reset))
 
 
 def key_sets_may_differ(source: psycopg.Connection, warehouse: psycopg.Connection, table: SourceTable,

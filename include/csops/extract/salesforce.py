@@ -67,8 +67,10 @@ from csops.extract.engine import (
     quarantine_bad_values,
     quarantine_duplicate_keys,
     quarantine_null_keys,
+    read_watermark,
     record_run,
     record_source_columns,
+    save_watermark,
 )
 from csops.extract.salesforce_objects import RAW_SCHEMA, SOURCE_NAME
 
@@ -355,10 +357,7 @@ def _load(api: SalesforceApi, warehouse: psycopg.Connection, object_name: str, t
         ensure_primary_key(warehouse, target, table.name, table.primary_key)
     record_source_columns(warehouse, SOURCE_NAME, table.name, columns)
 
-    watermark = warehouse.execute(
-        "select watermark from ops.extract_watermarks where source_name = %s and table_name = %s",
-        (SOURCE_NAME, table.name)).fetchone()
-    watermark = watermark[0] if watermark else None
+    watermark = read_watermark(warehouse, SOURCE_NAME, table.name)
     raw_has_rows = warehouse.execute(sql.SQL("select exists (select from {})").format(target)).fetchone()[0]
     full = full_refresh or watermark is None or not raw_has_rows
     result.load_mode = "full" if full else "incremental"
@@ -405,15 +404,7 @@ def _load(api: SalesforceApi, warehouse: psycopg.Connection, object_name: str, t
         sql.Identifier(table.watermark_column), stage)).fetchone()[0]
     result.watermark_to = seen_until or watermark
     if seen_until is not None:
-        # A full load sets the watermark to what it saw; an increment only moves it forward.
-        warehouse.execute(
-            """
-            insert into ops.extract_watermarks (source_name, table_name, watermark) values (%s, %s, %s)
-            on conflict (source_name, table_name) do update
-            set watermark = case when %s then excluded.watermark
-                else greatest(excluded.watermark, ops.extract_watermarks.watermark) end,
-                updated_at = now()
-            """, (SOURCE_NAME, table.name, seen_until, full and stopped is None))
+        save_watermark(warehouse, SOURCE_NAME, table.name, seen_until, reset=full and stopped is None)
     if stopped is not None:
         result.status, result.error = "stopped", f"Salesforce {object_name}: {stopped}"
         log.warning("%s: %s", label, result.error)
