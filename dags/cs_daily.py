@@ -126,13 +126,10 @@ def cs_daily():
             context = get_current_context()
             context["table_name"] = table_name  # names the mapped task instance in the UI
             params = context["params"]
-            result = load(postgres_conninfo(settings.NEXPRO_CONN_ID), postgres_conninfo(settings.WAREHOUSE_CONN_ID),
-                          NEXPRO_TABLES_BY_NAME[table_name], source_name=SOURCE_NAME, raw_schema=RAW_SCHEMA,
-                          run_id=context["run_id"], overlap=timedelta(minutes=int(params["overlap_minutes"])),
-                          full_refresh=bool({"all", table_name} & set(params["full_refresh"])))
-            return {"table": table_name, "mode": result.load_mode, "read": result.rows_read,
-                    "inserted": result.rows_inserted, "updated": result.rows_updated,
-                    "deleted": result.rows_deleted, "quarantined": result.rows_quarantined}
+            return load(postgres_conninfo(settings.NEXPRO_CONN_ID), postgres_conninfo(settings.WAREHOUSE_CONN_ID),
+                        NEXPRO_TABLES_BY_NAME[table_name], source_name=SOURCE_NAME, raw_schema=RAW_SCHEMA,
+                        run_id=context["run_id"], overlap=timedelta(minutes=int(params["overlap_minutes"])),
+                        full_refresh=bool({"all", table_name} & set(params["full_refresh"]))).outcome()
 
         @task
         def load_csv_inbox() -> list[dict]:
@@ -161,14 +158,10 @@ def cs_daily():
             params = context["params"]
             api = SalesforceApi(connect_with_hook(settings.SALESFORCE_CONN_ID),
                                 CountingSession(reserve_share=settings.salesforce_api_reserve()))
-            result = load(api, postgres_conninfo(settings.WAREHOUSE_CONN_ID), object_name, run_id=context["run_id"],
-                          overlap=timedelta(minutes=int(params["overlap_minutes"])),
-                          full_refresh=bool({"all", object_name} & set(params["full_refresh"])),
-                          bulk_threshold=settings.salesforce_bulk_threshold())
-            return {"object": object_name, "mode": result.load_mode, "status": result.status,
-                    "read": result.rows_read, "inserted": result.rows_inserted, "updated": result.rows_updated,
-                    "deleted": result.rows_deleted, "quarantined": result.rows_quarantined,
-                    "api_calls": result.api_calls}
+            return load(api, postgres_conninfo(settings.WAREHOUSE_CONN_ID), object_name, run_id=context["run_id"],
+                        overlap=timedelta(minutes=int(params["overlap_minutes"])),
+                        full_refresh=bool({"all", object_name} & set(params["full_refresh"])),
+                        bulk_threshold=settings.salesforce_bulk_threshold()).outcome()
 
         load_object.expand(object_name=list(SALESFORCE_OBJECTS))
 
@@ -183,13 +176,9 @@ def cs_daily():
             context = get_current_context()
             context["resource"] = resource  # names the mapped task instance in the UI
             params = context["params"]
-            result = load(BoardHook(settings.BOARD_CONN_ID).get_conn(), postgres_conninfo(settings.WAREHOUSE_CONN_ID),
-                          resource, run_id=context["run_id"], overlap=timedelta(minutes=int(params["overlap_minutes"])),
-                          full_refresh=bool({"all", resource} & set(params["full_refresh"])))
-            return {"resource": resource, "mode": result.load_mode, "status": result.status,
-                    "read": result.rows_read, "inserted": result.rows_inserted, "updated": result.rows_updated,
-                    "deleted": result.rows_deleted, "quarantined": result.rows_quarantined,
-                    "api_calls": result.api_calls}
+            return load(BoardHook(settings.BOARD_CONN_ID).get_conn(), postgres_conninfo(settings.WAREHOUSE_CONN_ID),
+                        resource, run_id=context["run_id"], overlap=timedelta(minutes=int(params["overlap_minutes"])),
+                        full_refresh=bool({"all", resource} & set(params["full_refresh"]))).outcome()
 
         load_resource.expand(resource=list(BOARD_RESOURCES))
 

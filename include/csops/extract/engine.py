@@ -164,6 +164,12 @@ class LoadResult:
     duration_seconds: float = 0.0
     error: str | None = None
 
+    def outcome(self) -> dict:
+        """What a load task returns (its XCom): the table, how it loaded and the counts."""
+        return {"source": self.source_name, "table": self.table_name, "mode": self.load_mode, "status": self.status,
+                "read": self.rows_read, "inserted": self.rows_inserted, "updated": self.rows_updated,
+                "deleted": self.rows_deleted, "quarantined": self.rows_quarantined, "api_calls": self.api_calls}
+
 
 def ensure_schemas(connection: psycopg.Connection, *raw_schemas: str) -> None:
     """Create the ops tables and the given raw schemas if missing, in a short transaction of its own.

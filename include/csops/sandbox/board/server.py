@@ -11,17 +11,13 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
-import subprocess
-import sys
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
 import requests
 
 from csops.sandbox.board.app import ADMIN_TOKEN_HEADER
+from csops.sandbox.process import SandboxProcess
 
 # The server process reads the database URL from here (kept off the command line, which others can see).
 DATABASE_URL_VARIABLE = "CSOPS_BOARD_SANDBOX_DATABASE_URL"
@@ -76,19 +72,12 @@ class BoardAdmin:
 
 
 @dataclass
-class BoardSandbox:
-    home: Path
-    database_url: str
+class BoardSandbox(SandboxProcess):
     port: int
-    _process: subprocess.Popen | None = field(default=None, init=False, repr=False)
 
-    @property
-    def pid_file(self) -> Path:
-        return self.home / "server.pid"
-
-    @property
-    def log_file(self) -> Path:
-        return self.home / "server.log"
+    label = "board sandbox"
+    module = "csops.sandbox.board"
+    database_url_variable = DATABASE_URL_VARIABLE
 
     @property
     def base_url(self) -> str:
@@ -112,68 +101,11 @@ class BoardSandbox:
     def admin(self) -> BoardAdmin:
         return BoardAdmin(self.base_url, self.credentials()["admin_token"])
 
-    def _pid(self) -> int | None:
-        try:
-            return int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
+    def server_arguments(self) -> list[str]:
+        return ["--port", str(self.port)]
 
-    def is_running(self) -> bool:
-        pid = self._pid()
-        if pid is None:
-            return False
-        try:
-            process = psutil.Process(pid)
-            return process.status() != psutil.STATUS_ZOMBIE and "csops.sandbox.board" in " ".join(process.cmdline())
-        except psutil.Error:
-            return False
-
-    def start(self, timeout: float = 60) -> bool:
-        """Start the server unless it already runs; returns True when this call started it."""
-        if self.is_running():
-            return False
+    def prepare(self) -> None:
         ensure_credentials(self.home)
-        command = [sys.executable, "-m", "csops.sandbox.board", "--home", str(self.home), "--port", str(self.port)]
-        environment = {**os.environ, DATABASE_URL_VARIABLE: self.database_url}
-        with open(self.log_file, "ab") as log:
-            self._process = subprocess.Popen(command, env=environment, stdin=subprocess.DEVNULL, stdout=log,
-                                             stderr=subprocess.STDOUT, start_new_session=True)
-        self.pid_file.write_text(str(self._process.pid))
-        self._wait_until_ready(timeout)
-        return True
 
-    def _wait_until_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                self.pid_file.unlink(missing_ok=True)
-                raise RuntimeError(f"The board sandbox exited with code {self._process.returncode} while starting. "
-                                   f"Its log ({self.log_file}):\n{self._log_tail()}")
-            try:
-                if requests.get(f"{self.base_url}/sandbox/health", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"The board sandbox did not answer on port {self.port} within {timeout:.0f} s. If the "
-                           f"port is taken, choose another. Its log ({self.log_file}):\n{self._log_tail()}")
-
-    def _log_tail(self, lines: int = 20) -> str:
-        return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self, timeout: float = 20) -> None:
-        """Stop the server (SIGTERM, then SIGKILL after `timeout` seconds)."""
-        pid = self._pid()
-        if pid is not None and self.is_running():
-            process = psutil.Process(pid)
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except psutil.TimeoutExpired:
-                process.kill()
-                process.wait(timeout)
-        if self._process is not None:
-            self._process.wait(timeout)
-            self._process = None
-        self.pid_file.unlink(missing_ok=True)
+    def answers(self) -> bool:
+        return requests.get(f"{self.base_url}/sandbox/health", timeout=2).status_code == 200

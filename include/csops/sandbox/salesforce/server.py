@@ -15,19 +15,15 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import ssl
-import subprocess
-import sys
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import certifi
-import psutil
 import requests
 import trustme
 
+from csops.sandbox.process import SandboxProcess
 from csops.sandbox.salesforce.objects import API_VERSION, Field
 from csops.sandbox.salesforce.store import FaultRule
 
@@ -133,20 +129,13 @@ class SandboxAdmin:
 
 
 @dataclass
-class SalesforceSandbox:
-    home: Path
-    database_url: str
+class SalesforceSandbox(SandboxProcess):
     port: int
     proxy_port: int
-    _process: subprocess.Popen | None = field(default=None, init=False, repr=False)
 
-    @property
-    def pid_file(self) -> Path:
-        return self.home / "server.pid"
-
-    @property
-    def log_file(self) -> Path:
-        return self.home / "server.log"
+    label = "Salesforce sandbox"
+    module = "csops.sandbox.salesforce"
+    database_url_variable = DATABASE_URL_VARIABLE
 
     @property
     def instance_url(self) -> str:
@@ -173,73 +162,13 @@ class SalesforceSandbox:
         return {"conn_type": "salesforce", "login": login.username, "password": login.password,
                 "extra": {"security_token": login.security_token, "proxies": self.proxies(), "version": API_VERSION}}
 
-    def _pid(self) -> int | None:
-        try:
-            return int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
+    def server_arguments(self) -> list[str]:
+        return ["--port", str(self.port), "--proxy-port", str(self.proxy_port)]
 
-    def is_running(self) -> bool:
-        pid = self._pid()
-        if pid is None:
-            return False
-        try:
-            process = psutil.Process(pid)
-            return (process.status() != psutil.STATUS_ZOMBIE
-                    and "csops.sandbox.salesforce" in " ".join(process.cmdline()))
-        except psutil.Error:
-            return False
-
-    def start(self, timeout: float = 60) -> bool:
-        """Start the org unless it already runs; returns True when this call started it."""
-        if self.is_running():
-            return False
+    def prepare(self) -> None:
         ensure_certificates(self.home)
         ensure_credentials(self.home)
-        command = [sys.executable, "-m", "csops.sandbox.salesforce", "--home", str(self.home),
-                   "--port", str(self.port), "--proxy-port", str(self.proxy_port)]
-        environment = {**os.environ, DATABASE_URL_VARIABLE: self.database_url}
-        with open(self.log_file, "ab") as log:
-            self._process = subprocess.Popen(command, env=environment, stdin=subprocess.DEVNULL, stdout=log,
-                                             stderr=subprocess.STDOUT, start_new_session=True)
-        self.pid_file.write_text(str(self._process.pid))
-        self._wait_until_ready(timeout)
-        return True
 
-    def _wait_until_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                self.pid_file.unlink(missing_ok=True)
-                raise RuntimeError(f"The Salesforce sandbox exited with code {self._process.returncode} while "
-                                   f"starting. Its log ({self.log_file}):\n{self._log_tail()}")
-            try:
-                response = requests.get(f"{self.instance_url}/sandbox/health", verify=str(self.home / "ca.pem"),
-                                        timeout=2)
-                if response.status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"The Salesforce sandbox did not answer on port {self.port} within {timeout:.0f} s. "
-                           f"If the port is taken, choose another. Its log ({self.log_file}):\n{self._log_tail()}")
-
-    def _log_tail(self, lines: int = 20) -> str:
-        return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self, timeout: float = 20) -> None:
-        """Stop the org (SIGTERM, then SIGKILL after `timeout` seconds)."""
-        pid = self._pid()
-        if pid is not None and self.is_running():
-            process = psutil.Process(pid)
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except psutil.TimeoutExpired:
-                process.kill()
-                process.wait(timeout)
-        if self._process is not None:
-            self._process.wait(timeout)
-            self._process = None
-        self.pid_file.unlink(missing_ok=True)
+    def answers(self) -> bool:
+        response = requests.get(f"{self.instance_url}/sandbox/health", verify=str(self.home / "ca.pem"), timeout=2)
+        return response.status_code == 200
