@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 
 MODEL_TYPES = ("model", "seed", "snapshot")
 TEST_TYPES = ("test", "unit_test")
@@ -32,13 +32,22 @@ create table if not exists ops.run_summaries (
 """
 
 
+def table_exists(connection: psycopg.Connection, name: str) -> bool:
+    """Whether the warehouse has `name` (schema.table) yet: a first run may fail before creating it."""
+    return connection.cursor(row_factory=tuple_row).execute("select to_regclass(%s)", (name,)).fetchone()[0] is not None
+
+
+def percent(rate) -> str:
+    return "n/a" if rate is None else f"{rate:.1%}"
+
+
 def latest_run_id(warehouse_url: str) -> str | None:
     """The run that last wrote to the ops tables: its summary, or else its loads."""
     with psycopg.connect(warehouse_url) as connection:
         candidates = []
-        if connection.execute("select to_regclass('ops.run_summaries')").fetchone()[0]:
+        if table_exists(connection, "ops.run_summaries"):
             candidates.append("select run_id, created_at as at from ops.run_summaries")
-        if connection.execute("select to_regclass('ops.extract_runs')").fetchone()[0]:
+        if table_exists(connection, "ops.extract_runs"):
             candidates.append("select run_id, started_at as at from ops.extract_runs")
         if not candidates:
             return None
@@ -50,7 +59,7 @@ def latest_run_id(warehouse_url: str) -> str | None:
 def stored_summary(warehouse_url: str, run_id: str) -> str | None:
     """The summary text the run's `summarize` task stored, if it got that far."""
     with psycopg.connect(warehouse_url) as connection:
-        if connection.execute("select to_regclass('ops.run_summaries')").fetchone()[0] is None:
+        if not table_exists(connection, "ops.run_summaries"):
             return None
         row = connection.execute("select text from ops.run_summaries where run_id = %s", (run_id,)).fetchone()
     return row[0] if row else None
@@ -71,7 +80,7 @@ def run_summary(warehouse_url: str, run_id: str, task_states: dict[str, str] | N
     cannot know about, such as a task that failed before it reached the warehouse."""
     with psycopg.connect(warehouse_url, row_factory=dict_row) as connection:
         loads = []
-        if connection.execute("select to_regclass('ops.extract_runs')").fetchone()["to_regclass"]:
+        if table_exists(connection, "ops.extract_runs"):
             loads = connection.execute(
                 """
                 select source_name, table_name, load_mode, status, rows_read, rows_inserted, rows_updated,
@@ -80,7 +89,7 @@ def run_summary(warehouse_url: str, run_id: str, task_states: dict[str, str] | N
                 order by status = 'succeeded', source_name, table_name
                 """, (run_id,)).fetchall()
         dbt = []
-        if connection.execute("select to_regclass('ops.dbt_node_results')").fetchone()["to_regclass"]:
+        if table_exists(connection, "ops.dbt_node_results"):
             dbt = connection.execute(
                 """
                 select distinct on (unique_id) resource_type, node_name, status, message
@@ -88,10 +97,15 @@ def run_summary(warehouse_url: str, run_id: str, task_states: dict[str, str] | N
                 order by unique_id, recorded_at desc
                 """, (run_id,)).fetchall()
         identity_issues = {}
-        if connection.execute("select to_regclass('marts.dq_identity_issues')").fetchone()["to_regclass"]:
+        if table_exists(connection, "marts.dq_identity_issues"):
             identity_issues = {row["issue_type"]: row["issues"] for row in connection.execute(
                 "select issue_type, count(*) as issues from marts.dq_identity_issues group by issue_type "
                 "order by issue_type").fetchall()}
+        revenue = None
+        if table_exists(connection, "marts.fct_revenue_monthly"):
+            revenue = connection.execute(
+                "select month_start, closing_mrr, customers_at_end, nrr, grr, nrr_t12m, grr_t12m "
+                "from marts.fct_revenue_monthly order by month_start desc limit 1").fetchone()
     models = [node for node in dbt if node["resource_type"] in MODEL_TYPES]
     tests = [node for node in dbt if node["resource_type"] in TEST_TYPES]
     sources = [node for node in dbt if node["resource_type"] == "source"]
@@ -122,6 +136,7 @@ def run_summary(warehouse_url: str, run_id: str, task_states: dict[str, str] | N
         "api_calls": {source: sum(load["api_calls"] for load in loads if load["source_name"] == source)
                       for source in sorted({load["source_name"] for load in loads if load["api_calls"]})},
         "identity_issues": identity_issues,
+        "revenue": revenue,
         "files": [load for load in loads if load["source_name"].startswith("csv:")],
         "rows_quarantined": sum(load["rows_quarantined"] for load in loads),
         "files_rejected": [load["source_name"].removeprefix("csv:") for load in loads if load["status"] == "rejected"],
@@ -175,6 +190,11 @@ def format_summary(summary: dict) -> str:
     if summary["identity_issues"]:
         lines.append("Identity issues (marts.dq_identity_issues): " + ", ".join(
             f"{issue_type} {count}" for issue_type, count in summary["identity_issues"].items()))
+    if revenue := summary["revenue"]:
+        lines.append(f"Revenue, {revenue['month_start']:%Y-%m} (marts.fct_revenue_monthly): "
+                     f"MRR ¥{revenue['closing_mrr']:,.0f} from {revenue['customers_at_end']:,} customers; "
+                     f"NRR {percent(revenue['nrr'])}, GRR {percent(revenue['grr'])} in the month; "
+                     f"trailing 12 months NRR {percent(revenue['nrr_t12m'])}, GRR {percent(revenue['grr_t12m'])}")
     lines.append(f"dbt: {summary['models_succeeded']} models/seeds built, {summary['tests_passed']} tests passed"
                  + (f", {len(summary['tests_warned'])} warned" if summary["tests_warned"] else ""))
     if summary["models_failed"]:
