@@ -8,14 +8,16 @@ extract is built around that:
 - `429 Limit Exceeded` (the daily budget) stops the load cleanly: the pages already read are merged, the
   watermark does not move, the audit row says `stopped` and why, and the next run re-reads from the same
   watermark (merging is idempotent, so nothing is counted twice);
-- pages of 100 (the most board allows), every page read, in id order.
+- pages of 100 (the most board allows), every page read until `X-Total-Count` is reached.
 
 One resource is loaded like one Nexpro table, with the same ops tables: incremental by `updated_at` with
 the overlap (`updated_at_gteq`), merged on `id` (a row is rewritten only when a value changed), the
-watermark and the audit row committed with the data. Each record lands as typed columns plus `_raw`,
-the record exactly as board sent it (`jsonb`), so a field board adds is kept before anyone maps it.
-Invoice line items (`details`, read with `response_group=large`) are their own table,
-`raw_board.invoice_details`; a line removed from a re-read invoice is flagged `_deleted_at`.
+watermark and the audit row committed with the data. Each record lands as typed columns (board's field
+names; `client_id` is the nested `client.id`) plus `_raw`, the record exactly as board sent it (`jsonb`),
+so a field board adds is kept before anyone maps it. Projects are read with `include_lost_flg=1` (board
+leaves 失注 out otherwise). Invoice line items (`invoice.details`, read with `response_group=invoice`) are
+their own table, `raw_board.invoice_details`, keyed by invoice and line number (`no`: board's lines have
+no id of their own); a line removed from a re-read invoice is flagged `_deleted_at`.
 Values that do not fit their column (an amount that is not a number) go to `ops.quarantine`.
 """
 
@@ -64,24 +66,33 @@ REQUESTS_PER_SECOND = 3
 TOO_MANY_REQUESTS_RETRIES = 10
 RAW_RECORD = "_raw"
 
-# The typed columns of each resource (board's field names), as the warehouse stores them.
+# The typed columns of each resource (board's field names), as the warehouse stores them. Amounts: `total`
+# excludes tax, `tax` is the consumption tax.
 COLUMNS: dict[str, dict[str, str]] = {
-    "clients": {"id": "bigint", "name": "text", "name_disp": "text", "management_no": "text", "tel": "text",
-                "zip": "text", "address": "text", "created_at": "timestamp with time zone",
-                "updated_at": "timestamp with time zone"},
-    "projects": {"id": "bigint", "client_id": "bigint", "project_no": "text", "name": "text",
-                 "order_status": "integer", "invoice_timing": "integer", "estimate_date": "date", "order_date": "date",
-                 "billing_start_date": "date", "billing_end_date": "date", "created_at": "timestamp with time zone",
-                 "updated_at": "timestamp with time zone"},
-    "invoices": {"id": "bigint", "project_id": "bigint", "client_id": "bigint", "invoice_no": "text",
-                 "invoice_date": "date", "invoice_status": "integer", "payment_due_date": "date", "paid_date": "date",
-                 "service_period_start": "date", "service_period_end": "date", "subtotal": "numeric",
-                 "tax": "numeric", "total": "numeric", "tax_rate": "numeric",
+    "clients": {"id": "bigint", "name": "text", "name_disp": "text", "custom_no": "text", "title": "text",
+                "zip": "text", "pref": "text", "address1": "text", "address2": "text", "tel": "text", "fax": "text",
+                "created_at": "timestamp with time zone", "updated_at": "timestamp with time zone"},
+    "projects": {"id": "bigint", "client_id": "bigint", "project_no": "bigint", "name": "text",
+                 "order_status": "integer", "order_status_name": "text", "invoice_timing_kbn": "integer",
+                 "invoice_timing_kbn_name": "text", "estimate_date": "date", "ordered_date": "date",
+                 "contract_start_date": "date", "contract_end_date": "date",
+                 "created_at": "timestamp with time zone", "updated_at": "timestamp with time zone"},
+    "invoices": {"id": "bigint", "project_id": "bigint", "project_no": "bigint", "name": "text", "client_id": "bigint",
+                 "invoice_no": "text", "invoice_date": "date", "payment_limit_date": "date", "paid_date": "date",
+                 "invoice_status": "integer", "invoice_status_name": "text", "order_status": "integer",
+                 "service_period_start": "date", "service_period_end": "date", "total": "numeric", "tax": "numeric",
                  "created_at": "timestamp with time zone", "updated_at": "timestamp with time zone"},
 }
-DETAIL_COLUMNS = {"id": "bigint", "invoice_id": "bigint", "sort_no": "integer", "description": "text",
-                  "unit_price": "numeric", "quantity": "numeric", "unit": "text", "amount": "numeric",
-                  "tax_rate": "numeric", "invoice_updated_at": "timestamp with time zone"}
+DETAIL_COLUMNS = {"invoice_id": "bigint", "no": "integer", "description": "text", "quantity": "numeric",
+                  "unit": "text", "unit_price": "numeric", "price": "numeric", "tax_rate": "numeric",
+                  "invoice_updated_at": "timestamp with time zone"}
+DETAIL_KEY = ("invoice_id", "no")
+# Columns read from a nested object of the record (column -> path).
+NESTED = {"client_id": ("client", "id")}
+# The query parameters of each resource's full read.
+READ_PARAMETERS = {"clients": [("response_group", "large")],
+                   "projects": [("response_group", "large"), ("include_lost_flg", "1")],
+                   "invoices": [("response_group", "invoice")]}
 
 
 class DailyLimitReached(ExtractError):
@@ -141,7 +152,7 @@ class BoardClient:
         return response
 
     def pages(self, resource: str, params: list[tuple[str, str]]) -> Iterator[list[dict]]:
-        """Every page of a list, in id order, until the last (`X-Total-Count` says how many records)."""
+        """Every page of a list, in board's order, until the last (`X-Total-Count` says how many records)."""
         page, seen = 1, 0
         while True:
             response = self.get(f"/v1/{resource}",
@@ -163,6 +174,14 @@ def message_of(response: requests.Response) -> str:
         return str(response.json().get("message", response.text))
     except (ValueError, AttributeError):
         return response.text[:200]
+
+
+def field(record: dict, column: str):
+    """A column's value in a record: the field of the same name, or the nested field `NESTED` names."""
+    value = record
+    for step in NESTED.get(column, (column,)):
+        value = value.get(step) if isinstance(value, dict) else None
+    return value
 
 
 def as_text(value) -> str | None:
@@ -203,14 +222,15 @@ def load_resource(client: BoardClient, warehouse_url: str, resource: str, *, run
     return result
 
 
-def prepare(warehouse: psycopg.Connection, table: str, columns: dict[str, str], result: LoadResult) -> sql.Composed:
+def prepare(warehouse: psycopg.Connection, table: str, columns: dict[str, str], result: LoadResult,
+            key: tuple[str, ...] = ("id",)) -> sql.Composed:
     """The raw table (typed columns + `_raw`) ready with its key; returns the stage table, all text."""
-    described = {name: SourceColumn(source_type=kind, raw_type=kind, is_required=name == "id")
+    described = {name: SourceColumn(source_type=kind, raw_type=kind, is_required=name in key)
                  for name, kind in {**columns, RAW_RECORD: "jsonb"}.items()}
-    source = SourceTable(table, ("id",))
+    source = SourceTable(table, key)
     prepare_raw_table(warehouse, source, described, result, RAW_SCHEMA)
     if not has_primary_key(warehouse, RAW_SCHEMA, table):
-        ensure_primary_key(warehouse, sql.Identifier(RAW_SCHEMA, table), table, ("id",))
+        ensure_primary_key(warehouse, sql.Identifier(RAW_SCHEMA, table), table, key)
     record_source_columns(warehouse, SOURCE_NAME, table, described)
     stage = sql.Identifier(f"stage_{table}")
     warehouse.execute(sql.SQL("create temporary table {} ({}) on commit drop").format(
@@ -219,17 +239,17 @@ def prepare(warehouse: psycopg.Connection, table: str, columns: dict[str, str], 
 
 
 def merge_stage(warehouse: psycopg.Connection, table: str, stage: sql.Composable, columns: dict[str, str],
-                result: LoadResult, version_column: str) -> tuple[int, int]:
+                result: LoadResult, version_column: str, key: tuple[str, ...] = ("id",)) -> tuple[int, int]:
     """Quarantine what cannot be loaded, then merge the stage into `raw_board.<table>`."""
     labels = {"source_name": SOURCE_NAME, "table_name": table, "run_id": result.run_id}
     label = f"{RAW_SCHEMA}.{table}"
     types = {**columns, RAW_RECORD: "jsonb"}
-    result.rows_quarantined += quarantine_null_keys(warehouse, stage, ("id",), **labels)
+    result.rows_quarantined += quarantine_null_keys(warehouse, stage, key, **labels)
     for column, kind in types.items():
         if kind != "text":
             result.rows_quarantined += quarantine_bad_values(warehouse, stage, column, kind, label, **labels)
-    result.rows_quarantined += quarantine_duplicate_keys(warehouse, stage, ("id",), version_column, **labels)
-    return merge_into(warehouse, stage, sql.Identifier(RAW_SCHEMA, table), list(types), ("id",), types,
+    result.rows_quarantined += quarantine_duplicate_keys(warehouse, stage, key, version_column, **labels)
+    return merge_into(warehouse, stage, sql.Identifier(RAW_SCHEMA, table), list(types), key, types,
                       version_column=version_column)
 
 
@@ -243,14 +263,14 @@ def _load(client: BoardClient, warehouse: psycopg.Connection, resource: str, res
     full = full_refresh or watermark is None or not raw_has_rows
     result.load_mode = "full" if full else "incremental"
     result.watermark_from = None if full else watermark - overlap
-    params = [("response_group", "large" if resource == "invoices" else "medium")]
+    params = list(READ_PARAMETERS[resource])
     if result.watermark_from is not None:
         params.append(("updated_at_gteq", result.watermark_from.isoformat()))
 
     details_stage = None
     if resource == "invoices":
-        details_stage = prepare(warehouse, "invoice_details", DETAIL_COLUMNS, LoadResult(SOURCE_NAME, "invoice_details",
-                                                                                          result.run_id))
+        details_stage = prepare(warehouse, "invoice_details", DETAIL_COLUMNS,
+                                LoadResult(SOURCE_NAME, "invoice_details", result.run_id), DETAIL_KEY)
     names = [*columns, RAW_RECORD]
     detail_names = [*DETAIL_COLUMNS, RAW_RECORD]
     stopped = None
@@ -259,13 +279,13 @@ def _load(client: BoardClient, warehouse: psycopg.Connection, resource: str, res
             for records in client.pages(resource, params):
                 with cursor.copy(sql.SQL("copy {} ({}) from stdin").format(stage, identifiers(names))) as copy:
                     for record in records:
-                        copy.write_row([as_text(record.get(name)) for name in columns] + [as_text(record)])
+                        copy.write_row([as_text(field(record, name)) for name in columns] + [as_text(record)])
                 result.rows_read += len(records)
                 if details_stage is not None:
                     with cursor.copy(sql.SQL("copy {} ({}) from stdin").format(
                             details_stage, identifiers(detail_names))) as copy:
                         for record in records:
-                            for detail in record.get("details") or ():
+                            for detail in (record.get("invoice") or {}).get("details") or ():
                                 line = {**detail, "invoice_id": record.get("id"),
                                         "invoice_updated_at": record.get("updated_at")}
                                 copy.write_row([as_text(line.get(name)) for name in DETAIL_COLUMNS] + [as_text(detail)])
@@ -273,7 +293,8 @@ def _load(client: BoardClient, warehouse: psycopg.Connection, resource: str, res
             stopped = reached
     result.rows_inserted, result.rows_updated = merge_stage(warehouse, resource, stage, columns, result, "updated_at")
     if details_stage is not None:
-        merge_stage(warehouse, "invoice_details", details_stage, DETAIL_COLUMNS, result, "invoice_updated_at")
+        merge_stage(warehouse, "invoice_details", details_stage, DETAIL_COLUMNS, result, "invoice_updated_at",
+                    DETAIL_KEY)
         flag_removed_lines(warehouse, stage, details_stage)
     if full and stopped is None:
         result.rows_deleted = flag_unseen(warehouse, resource, stage)
@@ -293,16 +314,17 @@ def _load(client: BoardClient, warehouse: psycopg.Connection, resource: str, res
 def flag_removed_lines(warehouse: psycopg.Connection, invoices: sql.Composable, lines: sql.Composable) -> int:
     """A line item gone from an invoice that was read again is flagged deleted (and un-flagged if it returns)."""
     deleted_at = sql.Identifier(DELETED_AT)
+    same_line = sql.SQL("seen.invoice_id::bigint = raw.invoice_id and seen.no::integer = raw.no")
     warehouse.execute(sql.SQL("""
         update raw_board.invoice_details as raw set {deleted_at} = null
-        from {lines} as seen where seen.id::bigint = raw.id and raw.{deleted_at} is not null
-    """).format(deleted_at=deleted_at, lines=lines))
+        from {lines} as seen where {same_line} and raw.{deleted_at} is not null
+    """).format(deleted_at=deleted_at, lines=lines, same_line=same_line))
     return warehouse.execute(sql.SQL("""
         update raw_board.invoice_details as raw set {deleted_at} = now()
         where raw.{deleted_at} is null
             and raw.invoice_id in (select id::bigint from {invoices})
-            and not exists (select from {lines} as seen where seen.id::bigint = raw.id)
-    """).format(deleted_at=deleted_at, invoices=invoices, lines=lines)).rowcount
+            and not exists (select from {lines} as seen where {same_line})
+    """).format(deleted_at=deleted_at, invoices=invoices, lines=lines, same_line=same_line)).rowcount
 
 
 def flag_unseen(warehouse: psycopg.Connection, resource: str, stage: sql.Composable) -> int:

@@ -3,13 +3,17 @@
 Every `/v1/` call passes one gate, in this order: authentication (both `x-api-key` and
 `Authorization: Bearer <token>`, else 401), the per-second limit (more than 3 calls in any one-second
 window per API key: 429 "Too Many Requests"), the daily budget per API key (429 "Limit Exceeded"), then
-the token's permission for the resource (403). Errors are board's `{"message": ...}`; invalid parameters
-give 422 `{"message": ..., "errors": [...]}`.
+the token's permission for the resource (403). Errors are `{"message": ...}`; invalid parameters give
+422 `{"message": ..., "errors": [...]}`.
 
-Lists are JSON arrays paged by `page` (1-based) and `per_page` (default 10, at most 100) in id order, with
-`X-Total-Count`, `X-Page` and `X-Per-Page` headers. `response_group` (small / medium / large, default
-medium) chooses the fields; invoice line items (`details`) come only with large. Filters are Ransack-style:
-`<field>_eq`, `_gteq`, `_lteq`, `_gt`, `_lt` and `<field>_in[]` (repeated) on the fields in `FILTERS`.
+Lists (`/v1/clients`, `/v1/projects`, `/v1/invoices`) are JSON arrays paged by `page` (1-based) and
+`per_page` (default 10, at most 100), with `X-Total-Count`, `X-Page` and `X-Per-Page` headers; projects come
+newest first (as board lists them), the others by id. One record: `/v1/clients/{id}` and
+`/v1/projects/{id}` (board has no single-invoice read). `response_group` chooses the fields: small (the
+default), medium, large, and for projects and invoices also estimate, order, delivery, invoice, receipt,
+project_cost and all; an invoice's document with its line items (`invoice.details`) comes with invoice or
+all. Filters are board's documented query parameters (`FILTERS`): `_eq`, `_gteq`, `_lteq`, `_cont` and
+`_in[]` (repeated, or comma separated); projects leave out 失注 unless `include_lost_flg=1`.
 Amounts are strings (`"50000.0"`), timestamps ISO 8601 in Japan time (`+09:00`), dates `YYYY-MM-DD`.
 
 `/sandbox/admin/` (not board) sets and reads the limits for tests; it needs the admin token.
@@ -32,35 +36,54 @@ from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 
 from csops.sandbox.board import store
-from csops.sandbox.board.schema import TAX_RATE
+from csops.sandbox.board.schema import BOARD_ORDER_LOST, INVOICE_STATUSES, INVOICE_TIMINGS, ORDER_STATUSES
 
 JST = timezone(timedelta(hours=9))
 ADMIN_TOKEN_HEADER = "X-Sandbox-Admin-Token"
 DEFAULT_PER_PAGE, MAX_PER_PAGE = 10, 100
 PER_SECOND_CALLS = 3
-RESPONSE_GROUPS = ("small", "medium", "large")
+DOCUMENT_GROUPS = ("estimate", "order", "delivery", "invoice", "receipt", "project_cost", "all")
+RESPONSE_GROUPS = {"clients": ("small", "large"),
+                   "projects": ("small", "medium", "large", *DOCUMENT_GROUPS),
+                   "invoices": ("small", "medium", "large", *DOCUMENT_GROUPS)}
+SINGLE_READS = ("clients", "projects")
+FLAGS = {"clients": ("include_archive_flg",), "projects": ("include_lost_flg", "include_archive_flg"),
+         "invoices": ()}
 
-# Filterable fields per resource and how their values are read.
-FILTERS: dict[str, dict[str, type]] = {
-    "clients": {"id": int, "management_no": str, "created_at": datetime, "updated_at": datetime},
-    "projects": {"id": int, "client_id": int, "order_status": int, "invoice_timing": int, "order_date": date,
-                 "created_at": datetime, "updated_at": datetime},
-    "invoices": {"id": int, "client_id": int, "project_id": int, "invoice_status": int, "invoice_date": date,
-                 "payment_due_date": date, "paid_date": date, "created_at": datetime, "updated_at": datetime},
+# board's query parameters per resource: parameter -> (view column, how its values are read).
+FILTERS: dict[str, dict[str, tuple[str, type]]] = {
+    "clients": {"name_cont": ("name", str), "name_disp_cont": ("name_disp", str), "custom_no_eq": ("custom_no", str),
+                "updated_at_gteq": ("updated_at", datetime), "updated_at_lteq": ("updated_at", datetime)},
+    "projects": {"name_cont": ("name", str), "client_id_eq": ("client_id", int),
+                 "order_status_in[]": ("order_status", int), "project_no_eq": ("project_no", int),
+                 "invoice_timing_kbn_in[]": ("invoice_timing_kbn", int),
+                 "created_at_gteq": ("created_at", datetime), "created_at_lteq": ("created_at", datetime),
+                 "updated_at_gteq": ("updated_at", datetime), "updated_at_lteq": ("updated_at", datetime)},
+    "invoices": {"invoice_date_gteq": ("invoice_date", date), "invoice_date_lteq": ("invoice_date", date),
+                 "invoice_payment_limit_date_gteq": ("payment_limit_date", date),
+                 "invoice_payment_limit_date_lteq": ("payment_limit_date", date),
+                 "project_order_status_in[]": ("order_status", int), "invoice_status_in[]": ("invoice_status", int),
+                 "project_project_no_eq": ("project_no", int), "project_client_id_eq": ("client_id", int),
+                 "project_name_cont": ("name", str),
+                 "updated_at_gteq": ("updated_at", datetime), "updated_at_lteq": ("updated_at", datetime)},
 }
-# The fields of each response group (each group adds to the one before it).
+# The fields of each response group (each group adds to the one before it; groups past large add
+# documents). `client` is the nested {id, name, name_disp, custom_no}.
 FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
-    "clients": {"small": ("id", "name", "management_no", "updated_at"),
-                "medium": ("name_disp", "tel", "zip", "address", "created_at"), "large": ()},
-    "projects": {"small": ("id", "client_id", "project_no", "name", "order_status", "updated_at"),
-                 "medium": ("invoice_timing", "estimate_date", "order_date", "billing_start_date",
-                            "billing_end_date", "created_at"), "large": ()},
-    "invoices": {"small": ("id", "project_id", "client_id", "invoice_no", "invoice_date", "invoice_status", "total",
-                           "updated_at"),
-                 "medium": ("payment_due_date", "paid_date", "service_period_start", "service_period_end",
-                            "subtotal", "tax", "created_at"), "large": ()},
+    "clients": {"small": ("id", "name", "name_disp", "title", "zip", "pref", "address1", "address2", "tel", "fax",
+                          "custom_no", "created_at", "updated_at"), "large": ()},
+    "projects": {"small": ("id", "project_no", "name", "client", "estimate_date", "order_status",
+                           "order_status_name", "created_at", "updated_at"),
+                 "medium": ("ordered_date", "invoice_timing_kbn", "invoice_timing_kbn_name", "contract_start_date",
+                            "contract_end_date"), "large": ()},
+    "invoices": {"small": ("id", "project_id", "project_no", "name", "client", "invoice_no", "total", "tax",
+                           "invoice_date", "payment_limit_date", "paid_date", "order_status", "order_status_name",
+                           "invoice_status", "invoice_status_name", "service_period_start", "service_period_end",
+                           "created_at", "updated_at"), "medium": (), "large": ()},
 }
-DETAIL_FIELDS = ("id", "sort_no", "description", "unit_price", "quantity", "unit", "amount", "tax_rate")
+CODE_NAMES = {"order_status": ORDER_STATUSES, "invoice_status": INVOICE_STATUSES,
+              "invoice_timing_kbn": INVOICE_TIMINGS}
+DETAIL_FIELDS = ("no", "description", "quantity", "unit", "unit_price", "price", "tax_rate")
 
 
 class BoardError(Exception):
@@ -149,27 +172,32 @@ def parse_value(kind: type, text: str) -> Any:
 
 
 def parse_filter(resource: str, name: str, values: list[str]) -> store.Filter:
-    fields = FILTERS[resource]
-    if name.endswith("_in[]") or name.endswith("_in"):
-        field, operator = name.removesuffix("[]").removesuffix("_in"), "in"
-    else:
-        field, _, operator = name.rpartition("_")
-    if field not in fields or (operator != "in" and operator not in store.OPERATORS):
-        allowed = ", ".join(sorted(fields))
-        raise BoardError(422, "Validation failed", [f"{name} is not a filter of {resource} (fields: {allowed}; "
-                                                    "predicates: _eq, _gteq, _lteq, _gt, _lt, _in[])"])
+    filters = FILTERS[resource]
+    if name not in filters:
+        allowed = ", ".join([*filters, *FLAGS[resource]])
+        raise BoardError(422, "Validation failed",
+                         [f"{name} is not a parameter of /v1/{resource} (filters: {allowed})"])
+    column, kind = filters[name]
+    operator = "in" if name.endswith("_in[]") else name.rpartition("_")[2]
+    # `_in[]` values come repeated or comma separated; other parameters take their last value.
+    values = [part for value in values for part in value.split(",") if part] if operator == "in" else values[-1:]
     try:
-        parsed = tuple(parse_value(fields[field], value) for value in values)
+        parsed = tuple(parse_value(kind, value) for value in values)
     except ValueError:
-        raise BoardError(422, "Validation failed", [f"{name}: {values!r} is not a valid {fields[field].__name__}"]
-                         ) from None
-    return store.Filter(field, operator, parsed)
+        raise BoardError(422, "Validation failed", [f"{name}: {values!r} is not a valid {kind.__name__}"]) from None
+    return store.Filter(column, operator, parsed)
 
 
 def positive_int(name: str, text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise BoardError(422, "Validation failed", [f"{name} must be a positive integer, not {text!r}"])
     return int(text)
+
+
+def flag(name: str, text: str) -> bool:
+    if text not in ("0", "1"):
+        raise BoardError(422, "Validation failed", [f"{name} must be 0 or 1, not {text!r}"])
+    return text == "1"
 
 
 def list_parameters(request: Request, resource: str) -> tuple[list[store.Filter], int, int, str]:
@@ -180,13 +208,18 @@ def list_parameters(request: Request, resource: str) -> tuple[list[store.Filter]
     per_page = positive_int("per_page", grouped.pop("per_page", [str(DEFAULT_PER_PAGE)])[-1])
     if per_page > MAX_PER_PAGE:
         raise BoardError(422, "Validation failed", [f"per_page must be at most {MAX_PER_PAGE}, not {per_page}"])
-    group = response_group(grouped.pop("response_group", ["medium"])[-1])
-    return [parse_filter(resource, name, values) for name, values in grouped.items()], page, per_page, group
+    group = response_group(resource, grouped.pop("response_group", ["small"])[-1])
+    flags = {name: flag(name, grouped.pop(name, ["0"])[-1]) for name in FLAGS[resource]}
+    filters = [parse_filter(resource, name, values) for name, values in grouped.items()]
+    if resource == "projects" and not flags["include_lost_flg"]:
+        filters.append(store.Filter("order_status", "not", (BOARD_ORDER_LOST,)))
+    return filters, page, per_page, group
 
 
-def response_group(value: str) -> str:
-    if value not in RESPONSE_GROUPS:
-        raise BoardError(422, "Validation failed", [f"response_group must be one of {', '.join(RESPONSE_GROUPS)}"])
+def response_group(resource: str, value: str) -> str:
+    if value not in RESPONSE_GROUPS[resource]:
+        raise BoardError(422, "Validation failed",
+                         [f"response_group of /v1/{resource} must be one of {', '.join(RESPONSE_GROUPS[resource])}"])
     return value
 
 
@@ -203,26 +236,41 @@ def json_value(value: Any) -> Any:
     return value
 
 
-def render(resource: str, row: dict, group: str) -> dict:
-    groups = FIELDS[resource]
-    names = [name for level in RESPONSE_GROUPS[:RESPONSE_GROUPS.index(group) + 1] for name in groups[level]]
-    body = {name: json_value(row[name]) for name in names}
-    if resource == "invoices" and group != "small":
-        body["tax_rate"] = TAX_RATE
-    return body
+def field_names(resource: str, group: str) -> list[str]:
+    """The fields of a group: its own and those of the groups before it (document groups include large)."""
+    levels = FIELDS[resource]
+    last = list(levels).index(group) if group in levels else len(levels) - 1
+    return [name for level in list(levels)[:last + 1] for name in levels[level]]
 
 
 def render_rows(conn, resource: str, rows: list[dict], group: str) -> list[dict]:
-    bodies = [render(resource, row, group) for row in rows]
-    if group == "large" and resource == "invoices":
+    names = field_names(resource, group)
+    clients = store.clients_by_id(conn, [row["client_id"] for row in rows]) if "client" in names else {}
+    bodies = []
+    for row in rows:
+        body = {}
+        for name in names:
+            if name == "client":
+                body[name] = clients.get(row["client_id"])
+            elif name.endswith("_name") and name.removesuffix("_name") in CODE_NAMES:
+                code = name.removesuffix("_name")
+                body[name] = CODE_NAMES[code].get(row[code])
+            else:
+                body[name] = json_value(row[name])
+        bodies.append(body)
+    if resource == "invoices" and group in ("invoice", "all"):
         details = store.details_of(conn, [row["id"] for row in rows])
-        for body in bodies:
-            body["details"] = [{name: json_value(d[name]) for name in DETAIL_FIELDS} for d in details[body["id"]]]
-    if group == "large" and resource == "projects":
-        clients = store.clients_by_id(conn, [row["client_id"] for row in rows])
-        for body in bodies:
-            body["client"] = clients.get(body["client_id"])
+        for row, body in zip(rows, bodies, strict=True):
+            body["invoice"] = {"invoice_date": body["invoice_date"], "payment_limit_date": body["payment_limit_date"],
+                               "total": body["total"], "tax": body["tax"],
+                               "details": [detail_body(line) for line in details[row["id"]]]}
     return bodies
+
+
+def detail_body(line: dict) -> dict:
+    body = {name: json_value(line[name]) for name in DETAIL_FIELDS}
+    body["tax_rate"] = f"{Decimal(line['tax_rate']):.1f}"
+    return body
 
 
 # --- Endpoints -------------------------------------------------------------------------------------------
@@ -242,7 +290,7 @@ def list_resource(request: Request, resource: str, api_key: str | None, authoriz
 def show_resource(request: Request, resource: str, record_id: int, api_key: str | None,
                   authorization: str | None, group: str) -> JSONResponse:
     admit(request, resource, api_key, authorization)
-    group = response_group(group)
+    group = response_group(resource, group)
     with request.app.state.pool.connection() as conn:
         row = store.get_row(conn, resource, record_id)
         if row is None:
@@ -255,13 +303,14 @@ def register(resource: str) -> None:
               authorization: str | None = Header(default=None)) -> JSONResponse:
         return list_resource(request, resource, x_api_key, authorization)
 
-    def show(request: Request, record_id: int, response_group: str = "medium",
+    def show(request: Request, record_id: int, response_group: str = "small",
              x_api_key: str | None = Header(default=None),
              authorization: str | None = Header(default=None)) -> JSONResponse:
         return show_resource(request, resource, record_id, x_api_key, authorization, response_group)
 
     api_router.add_api_route(f"/{resource}", index, methods=["GET"])
-    api_router.add_api_route(f"/{resource}/{{record_id}}", show, methods=["GET"])
+    if resource in SINGLE_READS:
+        api_router.add_api_route(f"/{resource}/{{record_id}}", show, methods=["GET"])
 
 
 for _resource in store.RESOURCES:

@@ -1,28 +1,38 @@
-"""The board sandbox's tables (schema `board`) and board's codes as the API returns them.
+"""The board sandbox's tables (schema `board`) and board's codes.
 
-board's codes (integers in the API, with their Japanese names):
-- order status, 受注ステータス (`projects.order_status`): 1 見積中 (quoting), 2 受注確定 (order confirmed),
-  3 失注 (lost), 4 完了 (finished: the contract has ended).
-- invoice status, 請求ステータス (`invoices.invoice_status`): 1 未請求 (drafted, not sent), 2 請求済 (sent),
-  3 入金済 (paid), 4 回収不能 (written off as uncollectible).
-- invoice timing, 請求タイミング (`projects.invoice_timing`): 1 一括 (one-off), 2 定期 (recurring: monthly,
-  or yearly for annual prepaid contracts), 3 分割 (instalments).
-- tax: consumption tax 10% (`tax_rate` 10). An invoice carries `subtotal` (excluding tax), `tax` (the tax
-  amount, rounded down to the yen) and `total` (including tax). A credit note is an invoice with negative
-  amounts.
+The tables keep the sandbox's own names and codes (the seed writes them); the API layer (`store.VIEWS`)
+shows them under board API v1's field names and codes:
+- order status, 受注ステータス (`projects.order_status`): 1 見積中(高), 2 見積中(中), 3 見積中(低),
+  8 見積中(除), 4 受注確定, 5 受注済, 9 失注. A signed contract is 受注済 (5), before and after it ends: an
+  ended contract is told by its `contract_end_date`, board has no "finished" status.
+- invoice status, 請求ステータス (`invoices.invoice_status`): 1 未請求, 4 請求OK, 2 請求済, 5 一部入金済,
+  3 入金済, 9 回収不能.
+- invoice timing, 請求タイミング (`projects.invoice_timing_kbn`): 1 一括請求 (one-off), 2 定期請求
+  (recurring: monthly, or yearly for annual prepaid contracts), 3 分割請求 (instalments).
+- amounts: board's `total` is the amount excluding tax (小計) and `tax` the consumption tax (10%, rounded
+  down to the yen); there is no tax-inclusive field. A credit note is an invoice with negative amounts.
+  Line items carry `tax_rate` ("10.0").
 
 Timestamps are stored in UTC (timestamptz) and shown by the API in Japan time (`+09:00`).
 """
 
 from __future__ import annotations
 
-ORDER_STATUSES = {1: "見積中", 2: "受注確定", 3: "失注", 4: "完了"}
-INVOICE_STATUSES = {1: "未請求", 2: "請求済", 3: "入金済", 4: "回収不能"}
-INVOICE_TIMINGS = {1: "一括", 2: "定期", 3: "分割"}
+# The codes stored in the tables (the seed's vocabulary).
 ORDER_QUOTING, ORDER_CONFIRMED, ORDER_LOST, ORDER_FINISHED = 1, 2, 3, 4
 INVOICE_DRAFT, INVOICE_SENT, INVOICE_PAID, INVOICE_UNCOLLECTIBLE = 1, 2, 3, 4
 TIMING_ONE_OFF, TIMING_RECURRING, TIMING_INSTALMENTS = 1, 2, 3
 TAX_RATE = 10
+
+# board's codes as the API returns them, with their names.
+ORDER_STATUSES = {1: "見積中(高)", 2: "見積中(中)", 3: "見積中(低)", 8: "見積中(除)", 4: "受注確定", 5: "受注済",
+                  9: "失注"}
+INVOICE_STATUSES = {1: "未請求", 4: "請求OK", 2: "請求済", 5: "一部入金済", 3: "入金済", 9: "回収不能"}
+INVOICE_TIMINGS = {1: "一括請求", 2: "定期請求", 3: "分割請求"}
+BOARD_ORDER_LOST = 9
+# Stored code -> board's code.
+ORDER_STATUS_CODES = {ORDER_QUOTING: 1, ORDER_CONFIRMED: 5, ORDER_LOST: BOARD_ORDER_LOST, ORDER_FINISHED: 5}
+INVOICE_STATUS_CODES = {INVOICE_DRAFT: 1, INVOICE_SENT: 2, INVOICE_PAID: 3, INVOICE_UNCOLLECTIBLE: 9}
 
 SCHEMA = "board"
 

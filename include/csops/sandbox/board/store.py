@@ -1,7 +1,10 @@
 """Reading the board sandbox's tables for the API, and the API's bookkeeping (usage, settings).
 
-List queries take board's Ransack-style filters already parsed into `Filter`s (column, operator, values)
-and page in a stable order by id. API usage is counted per API key (kept hashed) and Japan-time day.
+The tables keep the sandbox's own column names and codes; `VIEWS` shows each resource under board's field
+names and codes, so filters and responses speak board's language. List queries take board's Ransack-style
+filters already parsed into `Filter`s (view column, operator, values) and page in a stable order: projects
+newest first (as board lists them), the others by id. API usage is counted per API key (kept hashed) and
+Japan-time day.
 """
 
 from __future__ import annotations
@@ -14,13 +17,38 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from csops.sandbox.board.schema import META_DDL, SCHEMA
+from csops.sandbox.board.schema import INVOICE_STATUS_CODES, META_DDL, ORDER_STATUS_CODES, SCHEMA
 
 DAILY_LIMIT = "daily_limit"
 PER_SECOND_LIMIT = "per_second_limit_enabled"
-DEFAULT_DAILY_LIMIT = 5_000
+DEFAULT_DAILY_LIMIT = 3_000
 OPERATORS = {"eq": "=", "gteq": ">=", "lteq": "<=", "gt": ">", "lt": "<"}
 RESOURCES = ("clients", "projects", "invoices")
+
+
+def code_case(column: str, codes: dict[int, int]) -> str:
+    return f"case {column} " + " ".join(f"when {stored} then {board}" for stored, board in codes.items()) + " end"
+
+
+# board's project number is an integer; the sandbox stores 'P0000042'.
+PROJECT_NO = "nullif(regexp_replace(p.project_no, '\\D', '', 'g'), '')::bigint"
+VIEWS = {
+    "clients": f"""select id, name, name_disp, null::text as title, zip, null::text as pref, address as address1,
+        null::text as address2, tel, null::text as fax, management_no as custom_no, created_at, updated_at
+        from {SCHEMA}.clients""",
+    "projects": f"""select p.id, p.client_id, {PROJECT_NO} as project_no, p.name,
+        {code_case("p.order_status", ORDER_STATUS_CODES)} as order_status, p.invoice_timing as invoice_timing_kbn,
+        p.estimate_date, p.order_date as ordered_date, p.billing_start_date as contract_start_date,
+        p.billing_end_date as contract_end_date, p.created_at, p.updated_at
+        from {SCHEMA}.projects as p""",
+    "invoices": f"""select i.id, i.project_id, {PROJECT_NO} as project_no, p.name, i.client_id, i.invoice_no,
+        i.invoice_date, i.payment_due_date as payment_limit_date, i.paid_date,
+        {code_case("i.invoice_status", INVOICE_STATUS_CODES)} as invoice_status,
+        {code_case("p.order_status", ORDER_STATUS_CODES)} as order_status, i.service_period_start,
+        i.service_period_end, i.subtotal as total, i.tax, i.created_at, i.updated_at
+        from {SCHEMA}.invoices as i join {SCHEMA}.projects as p on p.id = i.project_id""",
+}
+NEWEST_FIRST = {"projects"}
 
 
 @dataclass(frozen=True)
@@ -40,6 +68,12 @@ def where_clause(filters: list[Filter]) -> tuple[str, list]:
         if item.operator == "in":
             parts.append(f"{item.column} = any(%s)")
             arguments.append(list(item.values))
+        elif item.operator == "cont":
+            parts.append(f"strpos({item.column}, %s) > 0")
+            arguments.append(item.values[0])
+        elif item.operator == "not":
+            parts.append(f"{item.column} is distinct from %s")
+            arguments.append(item.values[0])
         else:
             parts.append(f"{item.column} {OPERATORS[item.operator]} %s")
             arguments.append(item.values[0])
@@ -48,33 +82,38 @@ def where_clause(filters: list[Filter]) -> tuple[str, list]:
 
 def list_rows(conn: psycopg.Connection, resource: str, filters: list[Filter], page: int,
               per_page: int) -> tuple[list[dict], int]:
-    """One page of a resource's rows (by id) matching the filters, and how many match in all."""
+    """One page of a resource's rows matching the filters, and how many match in all."""
     where, arguments = where_clause(filters)
-    table = f"{SCHEMA}.{resource}"
-    total = conn.execute(f"select count(*) from {table}{where}", arguments).fetchone()[0]
+    view = f"({VIEWS[resource]}) as {resource}"
+    order = "id desc" if resource in NEWEST_FIRST else "id"
+    total = conn.execute(f"select count(*) from {view}{where}", arguments).fetchone()[0]
     rows = conn.cursor(row_factory=dict_row).execute(
-        f"select * from {table}{where} order by id limit %s offset %s",
+        f"select * from {view}{where} order by {order} limit %s offset %s",
         [*arguments, per_page, (page - 1) * per_page]).fetchall()
     return rows, total
 
 
 def get_row(conn: psycopg.Connection, resource: str, record_id: int) -> dict | None:
-    return conn.cursor(row_factory=dict_row).execute(f"select * from {SCHEMA}.{resource} where id = %s",
-                                                     (record_id,)).fetchone()
+    return conn.cursor(row_factory=dict_row).execute(
+        f"select * from ({VIEWS[resource]}) as {resource} where id = %s", (record_id,)).fetchone()
 
 
 def details_of(conn: psycopg.Connection, invoice_ids: list[int]) -> dict[int, list[dict]]:
+    """Each invoice's line items under board's names (`no`, `price`), in line order."""
     found: dict[int, list[dict]] = {invoice_id: [] for invoice_id in invoice_ids}
     for row in conn.cursor(row_factory=dict_row).execute(
-            f"select * from {SCHEMA}.invoice_details where invoice_id = any(%s) order by invoice_id, sort_no",
+            f"select invoice_id, sort_no as no, description, quantity, unit, unit_price, amount as price, tax_rate "
+            f"from {SCHEMA}.invoice_details where invoice_id = any(%s) order by invoice_id, sort_no",
             (invoice_ids,)):
         found[row["invoice_id"]].append(row)
     return found
 
 
 def clients_by_id(conn: psycopg.Connection, client_ids: list[int]) -> dict[int, dict]:
-    rows = conn.cursor(row_factory=dict_row).execute(f"select id, name from {SCHEMA}.clients where id = any(%s)",
-                                                     (client_ids,))
+    """The `client` object board nests in projects and invoices."""
+    rows = conn.cursor(row_factory=dict_row).execute(
+        f"select id, name, name_disp, management_no as custom_no from {SCHEMA}.clients where id = any(%s)",
+        (client_ids,))
     return {row["id"]: row for row in rows}
 
 
