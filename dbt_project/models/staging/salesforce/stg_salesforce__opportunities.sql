@@ -28,6 +28,9 @@ final as (
 
         -- dates
         closedate as close_date,
+        -- when the won deal's revenue starts (New: contract start; Renewal: the renewal date; Upsell and
+        -- Cross-sell: the change date); for a lost renewal, the renewal date it will not reach
+        {{ column_or_null(source('salesforce', 'opportunity'), 'service_start_date__c', 'date') }} as service_start_date,
 
         -- timestamps (UTC)
         createddate as created_at,
