@@ -51,6 +51,17 @@ def test_every_page_is_read_under_the_rate_limit(board, client, warehouse_url):
         board, "invoice_details")
     total, raw_total = raw(warehouse_url, "select total, (_raw ->> 'total') from raw_board.invoices limit 1")[0]
     assert str(total) == raw_total.removesuffix(".0") or float(total) == float(raw_total)
+    # board's names: client_id from the nested client, lines keyed by (invoice_id, no), total excludes tax.
+    assert raw(warehouse_url, """
+        select count(*) from raw_board.invoices as i
+        where i.client_id is distinct from (i._raw -> 'client' ->> 'id')::bigint
+           or i.total is distinct from (select sum(d.price) from raw_board.invoice_details as d
+                                        where d.invoice_id = i.id)""") == [(0,)]
+    with psycopg.connect(board.database_url) as connection:
+        stored_subtotal = connection.execute("select sum(subtotal) from board.invoices").fetchone()[0]
+    assert raw(warehouse_url, "select sum(total) from raw_board.invoices") == [(stored_subtotal,)]
+    assert raw(warehouse_url, "select distinct order_status_name from raw_board.projects") == [("受注済",)]
+    assert raw(warehouse_url, "select count(*) from raw_board.clients where custom_no is null") == [(0,)]
     calls = raw(warehouse_url, "select sum(api_calls) from ops.extract_runs where run_id = 'first'")[0][0]
     assert calls == client.calls
 
@@ -74,6 +85,25 @@ def test_a_burst_from_another_client_is_waited_out(board, client, warehouse_url)
         other.get("/v1/clients", [("per_page", "1")])  # the key's three calls of this second are spent
     result = load_resource(client, warehouse_url, "projects", run_id="busy")
     assert result.status == "succeeded" and result.rows_read == source_count(board, "projects")
+
+
+def test_a_line_removed_from_an_invoice_is_flagged(board, client, warehouse_url):
+    load_resource(client, warehouse_url, "invoices", run_id="lines-before")
+    with psycopg.connect(board.database_url, autocommit=True) as connection:
+        invoice_id, last = connection.execute(
+            "select invoice_id, max(sort_no) from board.invoice_details group by invoice_id having count(*) > 1 "
+            "order by invoice_id limit 1").fetchone()
+        removed = connection.execute("delete from board.invoice_details where invoice_id = %s and sort_no = %s "
+                                     "returning *", (invoice_id, last)).fetchone()
+        connection.execute("update board.invoices set updated_at = now() where id = %s", (invoice_id,))
+    try:
+        load_resource(client, warehouse_url, "invoices", run_id="lines-after")
+        assert raw(warehouse_url, "select no from raw_board.invoice_details where invoice_id = %s "
+                                  "and _deleted_at is not null", invoice_id) == [(last,)]
+    finally:
+        with psycopg.connect(board.database_url, autocommit=True) as connection:
+            columns = ", ".join(["%s"] * len(removed))
+            connection.execute(f"insert into board.invoice_details values ({columns})", removed)
 
 
 def test_the_daily_limit_stops_cleanly_and_the_next_run_resumes(board, client, warehouse_url):
