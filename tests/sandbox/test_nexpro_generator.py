@@ -9,11 +9,11 @@ from datetime import timedelta
 import psycopg
 
 from csops.sandbox.nexpro.generator import build_world
-from csops.sandbox.world import PERSONAS, plan_companies, write_manifest
+from csops.sandbox.world import PERSONAS, PLANS_BY_CODE, in_service, plan_companies, plan_on, write_manifest
 from tests.conftest import TEST_WORLD, create_database
 
-FINGERPRINT_TABLES = ("tenants", "users", "login_events", "webinars", "registrations", "viewing_sessions",
-                      "feature_events", "nps_responses", "data_transfer_daily")
+FINGERPRINT_TABLES = ("tenants", "tenant_plans", "users", "login_events", "webinars", "registrations",
+                      "viewing_sessions", "feature_events", "nps_responses", "data_transfer_daily")
 
 
 def fingerprint(url) -> dict[str, str]:
@@ -53,6 +53,71 @@ def test_a_later_end_date_appends_the_missing_days(nexpro_url):
     assert after[1] > before[1], "new events get new ids after the existing ones"
     assert transfer_days[0] == TEST_WORLD.days + 2
     assert build_world(nexpro_url, later, progress=lambda _m: None)["action"] == "reused"
+
+
+def test_extending_day_by_day_equals_generating_to_that_day(postgres, nexpro_template):
+    """Cancellations, reactivations and plan changes falling in the appended days are applied as updates."""
+    early, later = TEST_WORLD.end_date - timedelta(days=40), TEST_WORLD.end_date + timedelta(days=45)
+    changes = [day for c in plan_companies(TEST_WORLD) for day in (c.cancelled_on, c.reactivated_on, c.plan_changed_on)
+               if day is not None]
+    assert any(early < day <= TEST_WORLD.end_date for day in changes), "a change before the end is appended"
+    assert any(TEST_WORLD.end_date < day <= later for day in changes), "a change after the end is appended"
+    extended = create_database(postgres, "nexpro_extended")
+    assert build_world(extended, TEST_WORLD, progress=lambda _m: None, through=early)["action"] == "generated"
+    assert build_world(extended, TEST_WORLD, progress=lambda _m: None)["action"] == "extended"
+    assert fingerprint(extended) == fingerprint(postgres.url(nexpro_template))
+
+    build_world(extended, replace(TEST_WORLD, end_date=later), progress=lambda _m: None)
+    direct = create_database(postgres, "nexpro_direct")
+    build_world(direct, TEST_WORLD, progress=lambda _m: None, through=later)
+    assert fingerprint(extended) == fingerprint(direct)
+
+
+def test_tenants_follow_the_world_lifecycle(postgres, nexpro_template):
+    companies = plan_companies(TEST_WORLD)
+    end = TEST_WORLD.end_date
+    with psycopg.connect(postgres.url(nexpro_template)) as connection:
+        tenants = {row[0]: row[1:] for row in connection.execute(
+            "select tenant_id, status, cancelled_on, plan_id, (updated_at at time zone 'Asia/Tokyo')::date "
+            "from tenants")}
+        periods = {}
+        for tenant_id, plan_id, started, ended in connection.execute(
+                "select tenant_id, plan_id, started_on, ended_on from tenant_plans order by tenant_id, started_on"):
+            periods.setdefault(tenant_id, []).append((plan_id, started, ended))
+        active_days = set(connection.execute(
+            "select tenant_id, usage_date from data_transfer_daily union "
+            "select tenant_id, (logged_in_at at time zone 'Asia/Tokyo')::date from login_events").fetchall())
+    seen = set()
+    for company in companies:
+        status, cancelled_on, plan_id, updated_on = tenants[company.nexpro_tenant_id]
+        history = periods[company.nexpro_tenant_id]
+        assert plan_id == PLANS_BY_CODE[plan_on(company, end)].plan_id
+        if company.cancelled_on is not None and company.cancelled_on <= end and company.reactivated_on is None:
+            seen.add("cancelled")
+            assert (status, cancelled_on, updated_on) == ("cancelled", company.cancelled_on, company.cancelled_on)
+            assert history[-1][2] == company.cancelled_on + timedelta(days=1), "the plan period ends with service"
+        elif company.reactivated_on is not None and company.reactivated_on <= end:
+            seen.add("reactivated")
+            assert (status, cancelled_on, updated_on) == ("active", None, company.reactivated_on)
+            assert [(p[1], p[2]) for p in history] == [
+                (company.contract_started_on, company.cancelled_on + timedelta(days=1)), (company.reactivated_on, None)]
+            assert any(t == company.nexpro_tenant_id and d >= company.reactivated_on for t, d in active_days), \
+                "usage resumes after the reactivation"
+        else:
+            assert (status, cancelled_on) == ("active", None)
+            seen.add("cancelling" if company.cancelled_on else "active")
+        if company.plan_changed_on is not None and company.plan_changed_on <= end:
+            seen.add(company.plan_change)
+            assert history == [(PLANS_BY_CODE[company.plan_code].plan_id, company.contract_started_on,
+                                company.plan_changed_on),
+                               (PLANS_BY_CODE[company.new_plan_code].plan_id, company.plan_changed_on, None)]
+            assert updated_on >= company.plan_changed_on
+        day = TEST_WORLD.start_date
+        while day <= end:
+            if (company.nexpro_tenant_id, day) in active_days:
+                assert in_service(company, day), f"{company.company_key} recorded activity on {day}, out of service"
+            day += timedelta(days=1)
+    assert seen >= {"cancelled", "reactivated", "cancelling", "upgrade", "downgrade"}
 
 
 def test_personas_tell_apart_in_the_last_30_days(nexpro_template, postgres):

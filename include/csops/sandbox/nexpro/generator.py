@@ -4,6 +4,15 @@ Each (company, day) is generated from its own random stream, seeded by (seed, co
 planned once for (accounts, days, seed, end date); when a later run asks for the same world with a later
 end date, the days in between are appended, as the live product would have recorded them, instead of
 rebuilding. Rows are written with COPY in batches, so memory stays flat whatever the size.
+
+The product follows the world's lifecycle (`csops.sandbox.world`). A tenant's plan is `plan_on` the day:
+a plan change, up or down, closes its `tenant_plans` row (`ended_on`, exclusive) and opens the next, and
+moves `tenants.plan_id`. On its last day of service a cancelling tenant becomes `status = 'cancelled'`
+with `cancelled_on` set (that day); its `tenant_plans` row ends the day after. Nothing is recorded while a
+tenant is cancelled. A reactivated tenant is 'active' again (`cancelled_on` null) with a new
+`tenant_plans` row, and its users come back with a steadier pattern. Every such change moves the row's
+`updated_at` to the moment it happened, so a database holds each tenant as it was on the last day
+generated, and extending it to later days applies the changes of those days as updates.
 """
 
 from __future__ import annotations
@@ -19,7 +28,16 @@ from importlib import resources
 
 import psycopg
 
-from csops.sandbox.world import PLANS, PLANS_BY_CODE, Company, WorldParams, plan_companies
+from csops.sandbox.world import (
+    PLANS,
+    PLANS_BY_CODE,
+    Company,
+    WorldParams,
+    contract_spans,
+    in_service,
+    plan_companies,
+    plan_on,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +98,17 @@ COLUMNS = {
 }
 ID_COLUMNS = {table: columns[0] for table, columns in COLUMNS.items() if table != "data_transfer_daily"}
 FLUSH_ROWS = 50_000
+COLLAPSE_DAYS = 60  # a churn-bound company's usage collapses over this many days before it cancels
 
 
 def activity(company: Company, day: date, params: WorldParams) -> float:
-    """How active the company is on `day`, 0..~1.6, before weekday effects."""
+    """How active the company is on `day` (a day of service), 0..~1.6, before weekday effects."""
     t = (day - params.start_date).days / max(params.days - 1, 1)
-    tenure = (day - company.contract_started_on).days
-    ramp = min(1.0, 0.35 + tenure / 45)  # every new customer takes a few weeks to get going
+    back = company.reactivated_on is not None and day >= company.reactivated_on
+    tenure = (day - (company.reactivated_on if back else company.contract_started_on)).days
+    ramp = min(1.0, 0.35 + tenure / 45)  # every new (or returning) customer takes a few weeks to get going
+    if back:
+        return 0.7 * ramp  # a returning customer uses the basics, steadily
     match company.persona:
         case "thriving":
             level = 1.0 + 0.25 * t
@@ -94,8 +116,8 @@ def activity(company: Company, day: date, params: WorldParams) -> float:
             level = 0.75
         case "declining":
             level = max(0.2, 1.0 - 0.8 * t)
-        case "churn_bound":
-            level = 0.8 if t < 0.55 else max(0.03, 0.8 - 2.2 * (t - 0.55))
+        case "churn_bound":  # collapses over the 60 days before its last day of service
+            level = max(0.03, 0.8 * min(1.0, (company.cancelled_on - day).days / COLLAPSE_DAYS))
         case "expanding":
             level = 1.0 + 0.6 * t
         case "onboarding_stalled":
@@ -103,12 +125,6 @@ def activity(company: Company, day: date, params: WorldParams) -> float:
         case _:
             raise ValueError(f"unknown persona {company.persona!r}")
     return level * ramp
-
-
-def plan_on(company: Company, day: date) -> str:
-    if company.upgraded_on is not None and day >= company.upgraded_on:
-        return company.upgraded_plan_code
-    return company.plan_code
 
 
 def poisson(rng: random.Random, mean: float) -> int:
@@ -163,7 +179,7 @@ class Writer:
 
 def generate_company_day(writer: Writer, company: Company, day: date, params: WorldParams,
                          user_ids: list[int]) -> None:
-    if day < company.contract_started_on:
+    if not in_service(company, day):
         return
     rng = random.Random(f"{params.seed}:{company.company_key}:{day.isoformat()}")
     webinars_per_month, login_share, (nps_mean, nps_spread) = PERSONA_HABITS[company.persona]
@@ -244,8 +260,67 @@ def company_storage_gb(company: Company, day: date, params: WorldParams) -> floa
     return plan.storage_gb_limit * share * min(1.0, tenure / 365 + 0.2)
 
 
-def write_reference_rows(writer: Writer, companies: list[Company], params: WorldParams) -> dict[str, list[int]]:
-    """Plans, tenants, their plan history and users: rows that exist before any activity."""
+def midnight(day: date) -> datetime:
+    """The first moment (UTC) of the Tokyo date `day`."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) - TOKYO_OFFSET
+
+
+def day_end(day: date) -> datetime:
+    """The last minute (UTC) of the Tokyo date `day`."""
+    return midnight(day) + timedelta(hours=23, minutes=59)
+
+
+@dataclass(frozen=True)
+class PlanPeriod:
+    plan_code: str
+    started_on: date
+    ended_on: date | None  # exclusive
+    closed_at: datetime | None  # when the period was closed (a plan change, or the end of the last service day)
+
+
+def plan_periods(company: Company) -> list[PlanPeriod]:
+    """The tenant's plan history: one period per plan per contract span."""
+    periods = []
+    for start, last_day in contract_spans(company):
+        stop = last_day + timedelta(days=1) if last_day else None
+        closed = day_end(last_day) if last_day else None
+        change = company.plan_changed_on
+        if change is not None and start < change and (stop is None or change < stop):
+            periods.append(PlanPeriod(plan_on(company, start), start, change, midnight(change)))
+            periods.append(PlanPeriod(plan_on(company, change), change, stop, closed))
+        else:
+            periods.append(PlanPeriod(plan_on(company, start), start, stop, closed))
+    return periods
+
+
+def tenant_rows(company: Company, through: date) -> tuple[tuple, list[tuple]]:
+    """The tenant and its tenant_plans rows as they stand at the end of `through` (a Tokyo date)."""
+    signed = midnight(company.contract_started_on)
+    status, cancelled_on, updated = "active", None, signed
+    if company.plan_changed_on is not None and company.plan_changed_on <= through:
+        updated = max(updated, midnight(company.plan_changed_on))
+    if company.cancelled_on is not None and company.cancelled_on <= through:
+        status, cancelled_on, updated = "cancelled", company.cancelled_on, max(updated, day_end(company.cancelled_on))
+    if company.reactivated_on is not None and company.reactivated_on <= through:
+        status, cancelled_on, updated = "active", None, max(updated, midnight(company.reactivated_on))
+    tenant = (company.nexpro_tenant_id, company.company_key.lower(), company.company_name, company.industry,
+              PLANS_BY_CODE[plan_on(company, through)].plan_id, status, company.contract_started_on, cancelled_on,
+              signed, updated)
+    plans = []
+    for number, period in enumerate(plan_periods(company), start=1):
+        created = midnight(period.started_on)
+        if number > 1 and period.started_on > through:
+            break
+        closed = period.closed_at is not None and (period.closed_at + TOKYO_OFFSET).date() <= through
+        plans.append((company.nexpro_tenant_id * 10 + number, company.nexpro_tenant_id,
+                      PLANS_BY_CODE[period.plan_code].plan_id, period.started_on, period.ended_on if closed else None,
+                      created, period.closed_at if closed else created))
+    return tenant, plans
+
+
+def write_reference_rows(writer: Writer, companies: list[Company], params: WorldParams,
+                         through: date) -> dict[str, list[int]]:
+    """Plans, tenants (as of `through`), their plan history and users: rows that exist before any activity."""
     created = datetime.combine(params.start_date - timedelta(days=1000), datetime.min.time(), tzinfo=UTC)
     for plan in PLANS:
         writer.add("plans", (plan.plan_id, plan.plan_code, plan.plan_name, plan.webinars_per_month_limit,
@@ -254,18 +329,11 @@ def write_reference_rows(writer: Writer, companies: list[Company], params: World
     users_by_company = {}
     for company in companies:
         rng = random.Random(f"{params.seed}:{company.company_key}:reference")
-        signed = datetime.combine(company.contract_started_on, datetime.min.time(), tzinfo=UTC) - TOKYO_OFFSET
-        current_plan = PLANS_BY_CODE[company.upgraded_plan_code or company.plan_code]
-        writer.add("tenants", (company.nexpro_tenant_id, company.company_key.lower(), company.company_name,
-                               company.industry, current_plan.plan_id, "active", company.contract_started_on,
-                               None, signed, signed))
-        first_plan = PLANS_BY_CODE[company.plan_code]
-        writer.add("tenant_plans", (writer.new_id("tenant_plans"), company.nexpro_tenant_id, first_plan.plan_id,
-                                    company.contract_started_on, company.upgraded_on, signed, signed))
-        if company.upgraded_on is not None:
-            upgraded = datetime.combine(company.upgraded_on, datetime.min.time(), tzinfo=UTC) - TOKYO_OFFSET
-            writer.add("tenant_plans", (writer.new_id("tenant_plans"), company.nexpro_tenant_id,
-                                        current_plan.plan_id, company.upgraded_on, None, upgraded, upgraded))
+        signed = midnight(company.contract_started_on)
+        tenant, plans = tenant_rows(company, through)
+        writer.add("tenants", tenant)
+        for row in plans:
+            writer.add("tenant_plans", row)
         user_ids = []
         for index in range(company.user_count):
             user_id = writer.new_id("users")
@@ -278,6 +346,30 @@ def write_reference_rows(writer: Writer, companies: list[Company], params: World
             user_ids.append(user_id)
         users_by_company[company.company_key] = user_ids
     return users_by_company
+
+
+def apply_lifecycle_changes(connection: psycopg.Connection, companies: list[Company], since: date,
+                            through: date) -> int:
+    """Bring tenants and tenant_plans from their state at the end of `since` to the end of `through`:
+    plan changes, cancellations and reactivations of the days between, with `updated_at` moved to the
+    moment each happened (the update trigger is held off so it does not stamp the seeding time)."""
+    tenants, plans = [], []
+    for company in companies:
+        before, after = tenant_rows(company, since), tenant_rows(company, through)
+        if after[0] != before[0]:
+            tenants.append(after[0])
+        plans.extend(set(after[1]) - set(before[1]))
+    for table, rows in (("tenants", tenants), ("tenant_plans", plans)):
+        if not rows:
+            continue
+        columns = COLUMNS[table]
+        assignments = ", ".join(f"{column} = excluded.{column}" for column in columns[1:])
+        connection.execute(f"alter table {table} disable trigger touch_updated_at")
+        connection.cursor().executemany(
+            f"insert into {table} ({', '.join(columns)}) values ({', '.join(['%s'] * len(columns))}) "
+            f"on conflict ({columns[0]}) do update set {assignments}", rows)
+        connection.execute(f"alter table {table} enable trigger touch_updated_at")
+    return len(tenants) + len(plans)
 
 
 def apply_schema(connection: psycopg.Connection) -> None:
@@ -308,19 +400,22 @@ def current_world(connection: psycopg.Connection) -> tuple[WorldParams, date] | 
     return WorldParams(accounts=accounts, days=days, seed=seed, end_date=planned_end_date), generated_through
 
 
-def build_world(url: str, params: WorldParams, progress: Callable[[str], None] = log.info) -> dict:
-    """Make the Nexpro database hold `params`' world, doing as little work as possible.
+def build_world(url: str, params: WorldParams, progress: Callable[[str], None] = log.info, *,
+                through: date | None = None) -> dict:
+    """Make the Nexpro database hold `params`' world through `through` (default: its end date), doing as
+    little work as possible.
 
     Same world already there: nothing to do. Same world ending earlier: append the missing days (the
-    product kept running). Anything else: rebuild from scratch.
+    product kept running) and apply the tenants' lifecycle changes of those days. Anything else: rebuild
+    from scratch.
     """
     started = time.monotonic()
-    last_day = params.end_date
+    last_day = through or params.end_date
     with psycopg.connect(url) as connection:
         existing = current_world(connection)
         planned, generated_through = existing if existing else (None, None)
         same_world = (planned is not None and (planned.accounts, planned.days, planned.seed)
-                      == (params.accounts, params.days, params.seed) and planned.end_date <= last_day)
+                      == (params.accounts, params.days, params.seed) and planned.end_date <= params.end_date)
         if same_world and generated_through >= last_day:
             progress(f"Nexpro sandbox already holds this world ({params.accounts} companies, "
                      f"{planned.start_date}..{generated_through}); reusing it")
@@ -337,9 +432,12 @@ def build_world(url: str, params: WorldParams, progress: Callable[[str], None] =
             next_ids[table] = connection.execute(f"select coalesce(max({column}), 0) from {table}").fetchone()[0]
         writer = Writer(connection, next_ids)
         if action == "generated":
-            users = write_reference_rows(writer, companies, params)
+            users = write_reference_rows(writer, companies, params, last_day)
             writer.flush()  # parents first: activity rows reference tenants and plans
         else:
+            changed = apply_lifecycle_changes(connection, companies, generated_through, last_day)
+            progress(f"Nexpro sandbox: {changed} tenant and plan rows changed by the lifecycle since "
+                     f"{generated_through}")
             users = dict(connection.execute(
                 "select 'C' || lpad((tenant_id - 10000)::text, 5, '0'), array_agg(user_id order by user_id) "
                 "from users group by tenant_id").fetchall())
