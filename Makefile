@@ -36,12 +36,14 @@ ui: $(INSTALLED)
 	$(VENV)/bin/csops ui $(ARGS)
 
 # Extract-load benchmarks: project loader vs raw COPY pipe vs dlt (dlt lives in its own venv); then
-# 200,000 Salesforce Tasks extracted by REST and by Bulk API 2.0 from the sandbox org.
+# 200,000 Salesforce Tasks extracted by REST and by Bulk API 2.0 from the sandbox org; then a full read
+# of the board sandbox's invoices (10,000 companies x 24 months) under board's 3 requests/second limit.
 bench: $(INSTALLED)
 	test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
 	.venv-bench/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	$(VENV)/bin/python bench/extract_load.py --dlt-python .venv-bench/bin/python $(ARGS)
 	$(VENV)/bin/python bench/salesforce_extract.py
+	$(VENV)/bin/python bench/board_extract.py
 
 clean:
 	rm -rf .local
