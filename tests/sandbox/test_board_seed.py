@@ -7,9 +7,9 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from csops.sandbox.board.schema import INVOICE_PAID, INVOICE_SENT, TIMING_ONE_OFF
-from csops.sandbox.board.seed import month_start, plan_code_in, seed_board
-from csops.sandbox.world import PLANS_BY_CODE, plan_companies
+from csops.sandbox.board.schema import INVOICE_PAID, INVOICE_SENT, ORDER_CONFIRMED, ORDER_FINISHED, TIMING_ONE_OFF
+from csops.sandbox.board.seed import OPTIONS, add_months, month_end, month_start, seed_board
+from csops.sandbox.world import PLANS_BY_CODE, plan_companies, plan_on
 from tests.conftest import TEST_WORLD, create_database
 
 TABLES = ("clients", "projects", "invoices", "invoice_details")
@@ -50,6 +50,17 @@ def test_extension_equals_a_direct_build(postgres, seeded):
     assert changed - {row[0] for row in before["invoices"] if row[7] == INVOICE_PAID}
 
 
+def test_extension_past_the_end_equals_a_direct_build(postgres, seeded):
+    """Past the end the world keeps running: a scheduled cancellation finishes its project."""
+    later = TEST_WORLD.end_date + timedelta(days=45)
+    assert any(c.cancelled_on and TEST_WORLD.end_date < c.cancelled_on <= later for c in plan_companies(TEST_WORLD))
+    extended, direct = create_database(postgres, "board_seed"), create_database(postgres, "board_seed")
+    seed_board(extended, TEST_WORLD, progress=lambda _message: None)
+    assert seed_board(extended, TEST_WORLD, progress=lambda _message: None, through=later)["action"] == "extended"
+    seed_board(direct, TEST_WORLD, progress=lambda _message: None, through=later)
+    assert dump(extended) == dump(direct) != dump(seeded)
+
+
 def test_clients_are_the_world_companies_plus_two_without_an_account(seeded):
     companies = plan_companies(TEST_WORLD)
     clients = {row[0]: row[1] for row in dump(seeded)["clients"]}
@@ -83,21 +94,76 @@ def test_billing_reaches_back_to_the_contract_start_and_taxes_ten_percent(seeded
         assert invoice["total"] == invoice["subtotal"] + invoice["tax"]
 
 
-def test_upgrades_change_the_plan_line_from_the_upgrade_month(seeded):
-    expanding = [c for c in plan_companies(TEST_WORLD) if c.persona == "expanding" and c.upgraded_on
-                 and c.upgraded_on < TEST_WORLD.end_date - timedelta(days=25)]
-    assert expanding, "the test world should hold an expanding company upgraded a month before its end"
-    for company in expanding:
+def test_plan_changes_change_the_plan_line_from_the_month_of_the_change(seeded):
+    end = TEST_WORLD.end_date
+    changing = [c for c in plan_companies(TEST_WORLD)
+                if c.plan_changed_on and c.plan_changed_on < end - timedelta(days=25)]
+    assert {c.plan_change for c in changing} == {"upgrade", "downgrade"}, "the test world upgrades and downgrades"
+    for company in changing:
         recurring = [i for i in invoices_of(seeded, company.board_client_id) if i["timing"] != TIMING_ONE_OFF
                      and i["subtotal"] > 0]
         for invoice in recurring:
-            plan = PLANS_BY_CODE[plan_code_in(company, invoice["start"])]
+            plan = PLANS_BY_CODE[plan_on(company, month_end(invoice["start"]))]
             assert invoice["amounts"][0] == plan.monthly_price_jpy, invoice
-        upgraded = [i for i in recurring if i["end"] >= company.upgraded_on]
-        earlier = [i for i in recurring if i["end"] < company.upgraded_on]
-        assert upgraded and earlier
-        assert upgraded[0]["amounts"][0] == PLANS_BY_CODE[company.upgraded_plan_code].monthly_price_jpy
+        changed = [i for i in recurring if i["end"] >= company.plan_changed_on]
+        earlier = [i for i in recurring if i["end"] < company.plan_changed_on]
+        assert changed and earlier
+        assert changed[0]["amounts"][0] == PLANS_BY_CODE[company.new_plan_code].monthly_price_jpy
         assert earlier[-1]["amounts"][0] == PLANS_BY_CODE[company.plan_code].monthly_price_jpy
+    signed = [c for c in plan_companies(TEST_WORLD) if c.plan_change == "upgrade" and c.plan_changed_on > end]
+    assert signed, "an upgrade starting after the end"
+    for company in signed:
+        invoices = invoices_of(seeded, company.board_client_id)
+        billed = [i["amounts"][0] for i in invoices if i["timing"] != TIMING_ONE_OFF]
+        assert PLANS_BY_CODE[company.new_plan_code].monthly_price_jpy not in billed, "billed only from its start"
+
+
+def projects_of(url: str, client_id: int) -> list[tuple]:
+    with psycopg.connect(url) as connection:
+        return connection.execute(
+            "select id, order_status, billing_start_date, billing_end_date from board.projects "
+            "where client_id = %s and invoice_timing <> %s order by id", (client_id, TIMING_ONE_OFF)).fetchall()
+
+
+def test_billing_stops_after_the_cancellation_month_and_restarts_on_reactivation(seeded):
+    end = TEST_WORLD.end_date
+    seen = set()
+    for company in plan_companies(TEST_WORLD):
+        if company.cancelled_on is None:
+            continue
+        invoices = [i for i in invoices_of(seeded, company.board_client_id) if i["timing"] != TIMING_ONE_OFF]
+        projects = projects_of(seeded, company.board_client_id)
+        first = [i for i in invoices if i["start"] <= company.cancelled_on]
+        if company.cancelled_on > end:  # notice given, still billed and running at the end
+            seen.add("cancelling")
+            assert [p[1] for p in projects] == [ORDER_CONFIRMED]
+            assert month_start(invoices[-1]["start"]) >= add_months(month_start(end), -1), "billed up to the end"
+            continue
+        seen.add("cancelled")
+        assert projects[0][1:] == (ORDER_FINISHED, company.contract_started_on, company.cancelled_on)
+        assert month_start(first[-1]["start"]) == month_start(company.cancelled_on), "the last month is billed"
+        assert first[-1]["end"] == company.cancelled_on
+        later = invoices[len(first):]
+        if company.reactivated_on is None:
+            assert later == [] and len(projects) == 1
+            continue
+        seen.add("reactivated")
+        assert [p[1:] for p in projects[1:]] == [(ORDER_CONFIRMED, company.reactivated_on, None)], "a new contract"
+        assert later[0]["start"] == company.reactivated_on
+        assert month_start(later[0]["start"]) > add_months(month_start(company.cancelled_on), 1), "nothing in the gap"
+    assert seen == {"cancelling", "cancelled", "reactivated"}
+
+
+def test_an_option_is_removed_in_the_last_twelve_months(seeded):
+    end = TEST_WORLD.end_date
+    removals = []
+    for company in plan_companies(TEST_WORLD):
+        monthly = [i for i in invoices_of(seeded, company.board_client_id)
+                   if i["timing"] != TIMING_ONE_OFF and i["subtotal"] > 0 and i["quantities"][0] == 1]
+        for description, _price in OPTIONS:
+            billed = [any(d.startswith(description) for d in i["descriptions"]) for i in monthly]
+            removals += [monthly[n]["start"] for n in range(1, len(billed)) if billed[n - 1] and not billed[n]]
+    assert any(end - timedelta(days=365) < month <= end for month in removals), removals
 
 
 def test_annual_prepaid_only_for_thriving_and_steady_and_covers_twelve_months(seeded):

@@ -4,17 +4,22 @@ Each company of the world (`world.plan_companies`) is a board client (`id` = its
 contract project for its plan, billed from the day its contract started (also before the product
 history window): monthly in arrears (定期, invoice dated the last day of the service month) or, for some
 thriving and steady companies, yearly in advance (annual prepaid: one invoice for twelve months with its
-service period). Upgrades change the plan's line item from the month of `upgraded_on`. Some companies add
-options (extra storage, dedicated support) for a while, and some buy a one-off paid service (有償サービス).
-Two more clients have no Salesforce account. One credit note (negative invoice) exists. Every invoice
-moves from 未請求 (drafted) to 請求済 (sent) to 入金済 (paid a few weeks later), or rarely to 回収不能.
+service period). A service month is billed at the plan in force at its end (`world.plan_on`), so a plan
+change, up or down, changes the plan's line item from the month it happens in; an upgrade that starts
+after the world's end date is billed only from then. Some companies add options (extra storage,
+dedicated support) for a while and remove some later (at least one removal falls in the last twelve
+months), and some buy a one-off paid service (有償サービス). Two more clients have no Salesforce account.
+One credit note (negative invoice) exists. Every invoice moves from 未請求 (drafted) to 請求済 (sent) to
+入金済 (paid a few weeks later), or rarely to 回収不能.
 
 Every record is planned from its own random stream, seeded by (seed, company, record), with the moments
 it was created and changed; the data "as of" a day holds each record created by then, in the state it had
 then. Ids follow creation order. So a board seeded to D1 and extended to D2 equals one seeded to D2.
 
-A company's contract spans are read from `contract_started_on` and the optional `cancelled_on` (billing
-ends that month) and `reactivated_on` (billing restarts), so those dates alone decide its billing.
+A company's contract spans (`world.contract_spans`) decide its billing: a cancelling company is billed
+through the month of `cancelled_on` (its last day of service ends that month's service period), and its
+contract project is marked 完了 that day. A reactivated company gets a new contract project, billed from
+the month of `reactivated_on`.
 """
 
 from __future__ import annotations
@@ -45,7 +50,16 @@ from csops.sandbox.board.schema import (
     TIMING_RECURRING,
 )
 from csops.sandbox.nexpro.generator import tokyo_time
-from csops.sandbox.world import PLANS_BY_CODE, Company, WorldParams, company_name, plan_companies
+from csops.sandbox.world import (
+    PLANS_BY_CODE,
+    Company,
+    WorldParams,
+    company_name,
+    contract_spans,
+    in_service,
+    plan_companies,
+    plan_on,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +106,7 @@ class ProjectPlan:
     created_at: datetime
     billing_end_date: date | None = None
     ended_at: datetime | None = None  # when the project was marked 完了 (the contract ended)
-    changed_at: datetime | None = None  # a later change to the contract (an upgrade)
+    changed_at: datetime | None = None  # a later change to the contract (a plan change)
 
 
 @dataclass(frozen=True)
@@ -147,32 +161,23 @@ def add_months(day: date, months: int) -> date:
     return date(year, month + 1, min(day.day, (following - timedelta(days=1)).day))
 
 
-def contract_spans(company: Company) -> list[tuple[date, date | None]]:
-    """The periods the company is billed: from the contract start to `cancelled_on`, and again from
-    `reactivated_on` (both optional; a company without them is billed from its start on)."""
-    cancelled = getattr(company, "cancelled_on", None)
-    reactivated = getattr(company, "reactivated_on", None)
-    spans = [(company.contract_started_on, cancelled)]
-    if cancelled is not None and reactivated is not None and reactivated > cancelled:
-        spans.append((reactivated, None))
-    return spans
-
-
 def is_annual(company: Company, params: WorldParams) -> bool:
-    """Annual prepaid contracts: some thriving and steady companies; never one that upgrades mid-way."""
+    """Annual prepaid contracts: some thriving and steady companies; never one that changes plan mid-way."""
     share = ANNUAL_PERSONAS.get(company.persona, 0.0)
-    return company.upgraded_on is None and random.Random(f"{params.seed}:{company.company_key}:annual").random() < share
+    return (company.plan_change is None
+            and random.Random(f"{params.seed}:{company.company_key}:annual").random() < share)
 
 
-def plan_code_in(company: Company, service_month: date) -> str:
-    """The plan billed for a service month: the upgraded plan from the month of `upgraded_on`."""
-    if company.upgraded_on is not None and month_end(service_month) >= company.upgraded_on:
-        return company.upgraded_plan_code
-    return company.plan_code
+def project_key(company: Company, span: int) -> str:
+    """The contract project of the company's `span`th contract (0: the first; a reactivation starts another)."""
+    return f"{company.company_key}:contract" + (f":{span + 1}" if span else "")
 
 
-def option_windows(company: Company, params: WorldParams) -> list[tuple[str, int, date, date | None]]:
-    """Options the company added (and maybe removed later): (description, monthly price, from, until)."""
+OptionWindow = tuple[str, int, date, date | None]  # (description, monthly price, first month, first month without)
+
+
+def option_windows(company: Company, params: WorldParams) -> list[OptionWindow]:
+    """Options the company added (and maybe removed later)."""
     rng = random.Random(f"{params.seed}:{company.company_key}:options")
     windows = []
     for description, price in OPTIONS:
@@ -183,10 +188,34 @@ def option_windows(company: Company, params: WorldParams) -> list[tuple[str, int
     return windows
 
 
-def company_lines(company: Company, params: WorldParams, service_month: date) -> tuple[Line, ...]:
-    plan = PLANS_BY_CODE[plan_code_in(company, service_month)]
+def plan_options(companies: list[Company], params: WorldParams) -> dict[str, list[OptionWindow]]:
+    """Every company's option windows; when chance removed no option in the last twelve months, the first
+    long-standing monthly customer removes one two months before the end."""
+    options = {c.company_key: option_windows(c, params) for c in companies}
+    end, year_ago = params.end_date, params.end_date - timedelta(days=365)
+    if any(removed is not None and year_ago < removed <= end for windows in options.values()
+           for *_, removed in windows):
+        return options
+    removed = month_start(end - timedelta(days=60))
+    for company in companies:
+        if (is_annual(company, params) or company.cancelled_on is not None
+                or company.contract_started_on > end - timedelta(days=240)):
+            continue
+        windows = options[company.company_key]
+        open_window = next((w for w in windows if w[3] is None and w[2] < removed), None)
+        if open_window is not None:
+            windows[windows.index(open_window)] = (*open_window[:3], removed)
+        else:
+            description, price = OPTIONS[0]
+            windows.append((description, price, month_start(end - timedelta(days=240)), removed))
+        break
+    return options
+
+
+def company_lines(company: Company, options: list[OptionWindow], service_month: date) -> tuple[Line, ...]:
+    plan = PLANS_BY_CODE[plan_on(company, month_end(service_month))]
     lines = [Line(f"{plan.plan_name}プラン 月額利用料（{service_month:%Y年%m月分}）", plan.monthly_price_jpy, 1, "月")]
-    for description, price, added, removed in option_windows(company, params):
+    for description, price, added, removed in options:
         if added <= service_month and (removed is None or service_month < removed):
             lines.append(Line(f"{description}（{service_month:%Y年%m月分}）", price, 1, "月"))
     return tuple(lines)
@@ -205,9 +234,10 @@ def invoice_timeline(rng: random.Random, company: Company, invoice_date: date, d
     return drafted_at, sent_at, tokyo_time(max(paid_on, invoice_date + timedelta(days=3)), rng), INVOICE_PAID
 
 
-def monthly_invoices(company: Company, params: WorldParams, through: date) -> list[InvoicePlan]:
+def monthly_invoices(company: Company, params: WorldParams, options: list[OptionWindow],
+                     through: date) -> list[InvoicePlan]:
     invoices = []
-    for start, end in contract_spans(company):
+    for span, (start, end) in enumerate(contract_spans(company)):
         month = month_start(start)
         last = month_start(min(end, through + timedelta(days=10)) if end else through + timedelta(days=10))
         while month <= last:
@@ -216,46 +246,52 @@ def monthly_invoices(company: Company, params: WorldParams, through: date) -> li
             invoice_date = month_end(month)
             due = month_end(add_months(month, 1))
             timeline = invoice_timeline(rng, company, invoice_date, due, invoice_date - timedelta(days=3))
-            invoices.append(InvoicePlan(key, f"{company.company_key}:contract", company.board_client_id,
-                                        invoice_date, due, max(month, start), invoice_date,
-                                        company_lines(company, params, month), *timeline))
+            invoices.append(InvoicePlan(key, project_key(company, span), company.board_client_id,
+                                        invoice_date, due, max(month, start), min(invoice_date, end or invoice_date),
+                                        company_lines(company, options, month), *timeline))
             month = add_months(month, 1)
     return invoices
 
 
-def annual_invoices(company: Company, params: WorldParams, through: date) -> list[InvoicePlan]:
+def annual_invoices(company: Company, params: WorldParams, options: list[OptionWindow],
+                    through: date) -> list[InvoicePlan]:
     invoices = []
-    for start, end in contract_spans(company):
+    for span, (start, end) in enumerate(contract_spans(company)):
         period = start
         while period <= through + timedelta(days=10) and (end is None or period <= end):
             key = f"{company.company_key}:annual:{period.isoformat()}"
             rng = random.Random(f"{params.seed}:{key}")
-            plan = PLANS_BY_CODE[plan_code_in(company, period)]
+            plan = PLANS_BY_CODE[plan_on(company, period)]
             period_end = add_months(period, 12) - timedelta(days=1)
             due = month_end(add_months(period, 1))
             line = Line(f"{plan.plan_name}プラン 年間利用料（{period:%Y/%m/%d}〜{period_end:%Y/%m/%d}）",
                         plan.monthly_price_jpy, 12, "ヶ月")
             timeline = invoice_timeline(rng, company, period, due, period - timedelta(days=5))
-            invoices.append(InvoicePlan(key, f"{company.company_key}:contract", company.board_client_id, period,
+            invoices.append(InvoicePlan(key, project_key(company, span), company.board_client_id, period,
                                         due, period, period_end, (line,), *timeline))
             period = add_months(period, 12)
     return invoices
 
 
-def contract_project(company: Company, params: WorldParams) -> ProjectPlan:
-    rng = random.Random(f"{params.seed}:{company.company_key}:contract")
-    spans = contract_spans(company)
-    final_end = spans[-1][1]
-    plan = PLANS_BY_CODE[company.plan_code]
-    started = company.contract_started_on
-    changed = tokyo_time(company.upgraded_on, rng) if company.upgraded_on else None
-    return ProjectPlan(
-        key=f"{company.company_key}:contract", client_id=company.board_client_id,
-        name=f"{plan.plan_name}プラン 利用契約{'（年払い）' if is_annual(company, params) else ''}",
-        invoice_timing=TIMING_RECURRING, estimate_date=started - timedelta(days=rng.randint(10, 30)),
-        order_date=started, billing_start_date=started,
-        created_at=tokyo_time(started - timedelta(days=rng.randint(31, 40)), rng),
-        billing_end_date=final_end, ended_at=tokyo_time(final_end, rng) if final_end else None, changed_at=changed)
+def contract_projects(company: Company, params: WorldParams) -> list[ProjectPlan]:
+    """One contract project per contract span: marked 完了 on the last day of service; a plan change
+    during the span changes it."""
+    projects = []
+    for span, (started, end) in enumerate(contract_spans(company)):
+        key = project_key(company, span)
+        rng = random.Random(f"{params.seed}:{key}")
+        plan = PLANS_BY_CODE[plan_on(company, started)]
+        change = company.plan_changed_on
+        changed = (tokyo_time(change, rng) if change is not None and started < change and (end is None or change <= end)
+                   else None)
+        projects.append(ProjectPlan(
+            key=key, client_id=company.board_client_id,
+            name=f"{plan.plan_name}プラン 利用契約{'（年払い）' if is_annual(company, params) else ''}",
+            invoice_timing=TIMING_RECURRING, estimate_date=started - timedelta(days=rng.randint(10, 30)),
+            order_date=started, billing_start_date=started,
+            created_at=tokyo_time(started - timedelta(days=rng.randint(31, 40)), rng),
+            billing_end_date=end, ended_at=tokyo_time(end, rng) if end else None, changed_at=changed))
+    return projects
 
 
 def paid_service(company: Company, params: WorldParams) -> tuple[ProjectPlan, InvoicePlan] | None:
@@ -279,16 +315,17 @@ def paid_service(company: Company, params: WorldParams) -> tuple[ProjectPlan, In
 
 
 def credit_note(companies: list[Company], params: WorldParams) -> InvoicePlan:
-    """One credit note: half a month's plan fee refunded to a monthly customer signed before the history."""
-    company = next(c for c in companies if c.contract_started_on < params.start_date and not is_annual(c, params))
+    """One credit note: half a month's plan fee refunded to a monthly customer billed for that month."""
     rng = random.Random(f"{params.seed}:credit-note")
     issued = params.start_date + timedelta(days=20)
     month = month_start(add_months(issued, -1))
-    plan = PLANS_BY_CODE[plan_code_in(company, month)]
+    company = next(c for c in companies if not is_annual(c, params) and in_service(c, month)
+                   and in_service(c, month_end(month)))
+    plan = PLANS_BY_CODE[plan_on(company, month_end(month))]
     due = month_end(add_months(issued, 1))
     line = Line(f"{month:%Y年%m月分} 利用料の一部返金（障害補償）", -plan.monthly_price_jpy // 2, 1, "式")
     timeline = invoice_timeline(rng, company, issued, due, issued - timedelta(days=1))
-    return InvoicePlan(f"{company.company_key}:credit-note", f"{company.company_key}:contract",
+    return InvoicePlan(f"{company.company_key}:credit-note", project_key(company, 0),
                        company.board_client_id, issued, due, month, month_end(month), (line,),
                        timeline[0], timeline[1], timeline[2], INVOICE_PAID)
 
@@ -317,14 +354,15 @@ def extra_clients(params: WorldParams) -> list[tuple[ClientPlan, ProjectPlan, In
 def plan_board(params: WorldParams, through: date) -> BoardPlan:
     """Every client, project and invoice created by `through` (a Japan-time day), in creation order."""
     companies = plan_companies(params)
+    options = plan_options(companies, params)
     clients, projects, invoices = [], [], []
     for company in companies:
         rng = random.Random(f"{params.seed}:{company.company_key}:client")
         created = tokyo_time(company.contract_started_on - timedelta(days=rng.randint(41, 60)), rng)
         clients.append(ClientPlan(company.board_client_id, company.company_name, company.company_key, created))
-        projects.append(contract_project(company, params))
+        projects.extend(contract_projects(company, params))
         billed = annual_invoices if is_annual(company, params) else monthly_invoices
-        invoices.extend(billed(company, params, through))
+        invoices.extend(billed(company, params, options[company.company_key], through))
         if (service := paid_service(company, params)) is not None:
             projects.append(service[0])
             invoices.append(service[1])
