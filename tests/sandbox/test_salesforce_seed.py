@@ -21,11 +21,11 @@ from csops.sandbox.salesforce.seed import (
     tier,
 )
 from csops.sandbox.salesforce.server import INTEGRATION_USERNAME, SalesforceSandbox
-from csops.sandbox.world import PLANS_BY_CODE, plan_companies
+from csops.sandbox.world import PLANS_BY_CODE, SIGNED_BEFORE_START_DAYS, plan_companies, plan_on
 from tests.conftest import TEST_WORLD, create_database, free_port
 
 QUIET = lambda _message: None  # noqa: E731
-LAST_TWO_MONTHS = TEST_WORLD.end_date - timedelta(days=59)
+END = TEST_WORLD.end_date
 COMPANIES = {company.company_key: company for company in plan_companies(TEST_WORLD)}
 
 
@@ -168,14 +168,19 @@ def test_every_record_has_its_system_fields_within_the_world(org):
 def test_accounts_carry_the_world_company_and_its_contract(org, accounts):
     for key, account in accounts.items():
         company = COMPANIES[key]
-        plan = company.upgraded_plan_code or company.plan_code
-        assert account["Annual_Contract_Value__c"] == 12 * PLANS_BY_CODE[plan].monthly_price_jpy, key
-        assert account["Contract_Start_Date__c"] == company.contract_started_on
-        assert account["Industry"] == company.industry and account["Type"] == "Customer"
+        assert account["Annual_Contract_Value__c"] == 12 * PLANS_BY_CODE[plan_on(company, END)].monthly_price_jpy, key
+        back = company.reactivated_on is not None and company.reactivated_on <= END
+        start = company.reactivated_on if back else company.contract_started_on
+        assert account["Contract_Start_Date__c"] == start
+        former = company.cancelled_on is not None and company.cancelled_on <= END and not back
+        assert account["Industry"] == company.industry
+        assert account["Type"] == ("Former Customer" if former else "Customer"), key
         renewal = account["Renewal_Date__c"]
-        if company.persona != "churn_bound":
-            assert renewal > TEST_WORLD.end_date >= renewal - timedelta(days=366), key
-        assert renewal in {anniversary(company.contract_started_on, years) for years in range(1, 5)}
+        if former:
+            assert renewal == company.cancelled_on, "the renewal it did not reach"
+        else:
+            assert renewal > END >= renewal - timedelta(days=366), key
+        assert renewal in {anniversary(start, years) for years in range(1, 5)}
         assert account["Tier__c"] == tier(account["Annual_Contract_Value__c"], account["Growth_Potential__c"])
     potential = {COMPANIES[key].persona: a["Growth_Potential__c"] for key, a in accounts.items()}
     assert potential.get("thriving") == "High" and potential.get("declining") == "Low"
@@ -216,39 +221,65 @@ def test_identity_issues_are_exactly_those_declared(org):
     assert no_board == {issues["account_without_board_client_id"]["account_id"]}
 
 
-def test_churn_bound_companies_lose_key_persons_and_go_quiet(org, accounts):
-    churning = keys_of("churn_bound", accounts)
-    assert churning
-    for key in churning:
-        account_id = accounts[key]["Id"]
+def deals_of(org, account_id: str, kind: str) -> list[dict]:
+    return rows(org, 'select * from sf."Opportunity" where "AccountId" = %s and "Type" = %s', account_id, kind)
+
+
+def test_cancelling_companies_give_notice_lose_key_persons_and_go_quiet(org, accounts):
+    seen = set()
+    for key, account in accounts.items():
+        company = COMPANIES[key]
+        if company.cancelled_on is None:
+            continue
+        cancelled, account_id = company.cancelled_on, account["Id"]
+        seen.add("cancelling" if cancelled > END else "reactivated" if company.reactivated_on else "cancelled")
+        [lost] = [d for d in deals_of(org, account_id, "Renewal") if d["Service_Start_Date__c"] == cancelled]
+        assert lost["StageName"] == "Closed Lost", key
+        assert lost["CloseDate"] == min(cancelled - timedelta(days=30), END - timedelta(days=3)), "notice given"
+        quiet_from = cancelled - timedelta(days=59)
         key_persons = rows(org, 'select * from sf."Contact" where "AccountId" = %s and "Key_Person__c" '
                            'and not "IsDeleted"', account_id)
         left = [c for c in key_persons if not c["Is_Active__c"]]
-        assert left and sum(c["Is_Active__c"] for c in key_persons) <= 1, key
-        assert all(c["LastModifiedDate"].date() >= LAST_TWO_MONTHS for c in left)
+        assert all(quiet_from <= c["LastModifiedDate"].date() <= cancelled for c in left), key
+        if cancelled <= END:
+            assert left and sum(c["Is_Active__c"] for c in key_persons) <= 1, key
         [touches] = rows(org, """
             select (select count(*) from sf."Task" where "AccountId" = %(a)s and "Status" = 'Completed'
-                      and "ActivityDate" >= %(d)s)
-                 + (select count(*) from sf."Event" where "AccountId" = %(a)s and "ActivityDate" >= %(d)s)
-                 + (select count(*) from sf."Meeting_Note__c" where "Account__c" = %(a)s and "Meeting_Date__c" >= %(d)s)
-                   as n""", {"a": account_id, "d": LAST_TWO_MONTHS})
-        assert touches["n"] == 0, key
-    renewals = rows(org, 'select o.* from sf."Opportunity" o join sf."Account" a on a."Id" = o."AccountId" '
-                    'where o."Type" = \'Renewal\' and o."AccountId" = any(%s) and not o."IsWon"',
-                    [accounts[k]["Id"] for k in churning])
-    assert len(renewals) == len(churning), "each churn-bound company has its renewal at risk"
-    assert all(r["StageName"] == "Closed Lost" or r["LastModifiedDate"] > r["CreatedDate"] for r in renewals)
+                      and "ActivityDate" between %(d)s and %(e)s)
+                 + (select count(*) from sf."Event" where "AccountId" = %(a)s
+                      and "ActivityDate" between %(d)s and %(e)s)
+                 + (select count(*) from sf."Meeting_Note__c" where "Account__c" = %(a)s
+                      and "Meeting_Date__c" between %(d)s and %(e)s) as n""",
+                         {"a": account_id, "d": quiet_from, "e": company.reactivated_on or END})
+        assert touches["n"] == 0, f"{key}: no touches from its quiet days until it comes back"
+        if company.reactivated_on is not None:
+            [deal] = [d for d in deals_of(org, account_id, "New")
+                      if d["Service_Start_Date__c"] == company.reactivated_on]
+            assert (deal["StageName"], deal["CloseDate"]) == ("Closed Won", company.reactivated_on)
+            assert account["Renewal_Date__c"] == anniversary(company.reactivated_on, 1)
+    assert seen == {"cancelled", "cancelling", "reactivated"}
+    scheduled = rows(org, 'select count(*) as n from sf."Opportunity" where "Type" = \'Renewal\' '
+                     'and "StageName" = \'Closed Lost\' and "Service_Start_Date__c" > %s', END)
+    cancelling = [key for key in accounts if COMPANIES[key].cancelled_on and COMPANIES[key].cancelled_on > END]
+    assert scheduled == [{"n": len(cancelling)}], "scheduled cancellations, as the revenue marts will read them"
 
 
-def test_expanding_companies_win_upsells_and_have_one_in_progress(org, accounts):
-    expanding = keys_of("expanding", accounts)
-    assert expanding
-    for key in expanding:
-        deals = rows(org, 'select * from sf."Opportunity" where "AccountId" = %s and "Type" = \'Upsell\'',
-                     accounts[key]["Id"])
-        won = [d for d in deals if d["IsWon"]]
-        assert any(d["CloseDate"] == COMPANIES[key].upgraded_on for d in won), key
-        assert any(not d["IsClosed"] for d in deals), key
+def test_upgrades_are_won_a_week_before_they_start_and_one_is_won_not_yet_started(org, accounts):
+    upgrading = [key for key in accounts if COMPANIES[key].plan_change == "upgrade"]
+    starts_after_end = []
+    for key in upgrading:
+        changed = COMPANIES[key].plan_changed_on
+        deals = deals_of(org, accounts[key]["Id"], "Upsell")
+        [won] = [d for d in deals if d["Service_Start_Date__c"] == changed]
+        assert (won["StageName"], won["CloseDate"]) == ("Closed Won", changed - timedelta(SIGNED_BEFORE_START_DAYS))
+        if changed > END:
+            starts_after_end.append(key)
+        elif changed + timedelta(days=7) <= END:
+            assert any(not d["IsClosed"] for d in deals), f"{key} weighs its next proposal"
+    assert starts_after_end, "an upgrade won before the end that starts after it"
+    [signed] = rows(org, 'select count(*) as n from sf."Opportunity" where "IsWon" and "Service_Start_Date__c" > %s',
+                    END)
+    assert signed["n"] == len(starts_after_end), "the only deals won, not yet started"
 
 
 def test_onboarding_stalled_companies_have_nothing_after_their_burst(org, accounts):
@@ -289,6 +320,9 @@ def test_deals_and_tasks_carry_their_derived_fields_and_proposals_are_measurable
     for deal in rows(org, 'select * from sf."Opportunity"'):
         stage = deal["StageName"]
         assert (deal["IsClosed"], deal["IsWon"]) == (stage.startswith("Closed"), stage == "Closed Won")
+        assert deal["Service_Start_Date__c"] is not None
+        if deal["Type"] in ("New", "Renewal"):
+            assert deal["Service_Start_Date__c"] >= deal["CloseDate"], "won (or lost) before the service starts"
     tasks = rows(org, 'select * from sf."Task"')
     assert all(t["IsClosed"] == (t["Status"] == "Completed") for t in tasks)
     assert all((t["CompletedDateTime"] is not None) == t["IsClosed"] for t in tasks)

@@ -194,6 +194,9 @@ OBJECTS: tuple[SObject, ...] = (
         Field("IsClosed", "boolean", "完了", nillable=False, createable=False, updateable=False),
         Field("IsWon", "boolean", "受注", nillable=False, createable=False, updateable=False),
         Field("Description", "textarea", "説明"),
+        # When the deal's revenue starts: the contract start (New), the renewal date (Renewal), the plan
+        # change (Upsell). A lost renewal carries the renewal date it will not reach.
+        Field("Service_Start_Date__c", "date", "サービス開始日"),
     )),
     SObject("Task", "00T", "ToDo", "ToDo", (
         *system_fields(owned=True),

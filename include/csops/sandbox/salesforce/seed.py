@@ -5,6 +5,16 @@ company with its CSM, contacts and key persons, deals fitting the company's pers
 contract start, renewals around anniversaries, upsells and cross-sells), CS activity over the history
 (tasks, meetings, QBRs, meeting notes) and outcome goals with monthly results.
 
+It follows the world's lifecycle. Every deal carries `Service_Start_Date__c`, when its revenue starts
+(the contract start for New, the renewal date for Renewal, the plan change for an upgrade; a proposal
+starts when it closes). A cancelling company gives notice: its renewal deal for `cancelled_on` goes
+Closed Lost about 30 days before it (by the world's end date at the latest), its key persons leave and
+the CSM's touches stop over its last 60 days, and the Account becomes 'Former Customer' on
+`cancelled_on`. A reactivation is a New deal won on `reactivated_on`, and the Account is a 'Customer'
+again with a new contract start and renewal date. An upgrade is won a week before it starts (so one
+starting just after the end date is "won, not yet started"); plan changes, up or down, move the
+Account's Annual_Contract_Value__c and Tier__c on the day they happen (`world.plan_on`).
+
 Every record is planned as a timeline: the moment it was created and the changes it went through later
 (a task completed on its due date, a deal closing, a key person leaving, a renewal date rolling over).
 The org "as of" a day shows each record created by then, with the changes made by then applied. Records
@@ -44,7 +54,18 @@ from csops.sandbox.salesforce.objects import (
     table_name,
 )
 from csops.sandbox.salesforce.server import INTEGRATION_USERNAME  # the user the API server logs in as
-from csops.sandbox.world import PLANS_BY_CODE, Company, WorldParams, company_name, plan_companies
+from csops.sandbox.world import (
+    PLANS_BY_CODE,
+    SIGNED_BEFORE_START_DAYS,
+    Company,
+    WorldParams,
+    anniversary,
+    company_name,
+    contract_spans,
+    in_service,
+    plan_companies,
+    plan_on,
+)
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +111,9 @@ TOUCH_RATES = {"thriving": 0.28, "expanding": 0.28, "steady": 0.13, "declining":
                "onboarding_stalled": 0.8}
 TIER_TOUCH = {"Tier 1": 1.3, "Tier 2": 1.0, "Tier 3": 0.6}
 ONBOARDING_BURST_DAYS = 14
-QUIET_DAYS = 60  # churn-bound companies go quiet (and lose key persons) in the world's last two months
+QUIET_DAYS = 60  # a cancelling company goes quiet (and loses key persons) over its last 60 days of service
+RENEWAL_LEAD_DAYS = 90  # a renewal deal is opened this long before the renewal date
+NOTICE_DAYS = 30  # a cancelling company gives notice (its renewal deal is lost) this long before its last day
 # Expansion proposals a business day, and the share of them won: (rate, win rate, share that are upsells).
 PROPOSALS = {"thriving": (1 / 45, 0.45, 0.3), "expanding": (1 / 60, 0.5, 0.6), "steady": (1 / 120, 0.25, 0.0)}
 DUPLICATE_CONTACT_SHARE = 0.06  # companies where a CSM entered a contact twice, then deleted the copy
@@ -201,13 +224,6 @@ def at_hour(day: date, hour: int, minute: int = 0) -> datetime:
 
 def tokyo_day(moment: datetime) -> date:
     return (moment + TOKYO_OFFSET).date()
-
-
-def anniversary(start: date, years: int) -> date:
-    try:
-        return start.replace(year=start.year + years)
-    except ValueError:  # 29 February
-        return start.replace(year=start.year + years, day=28)
 
 
 def next_workday(day: date) -> date:
@@ -356,7 +372,6 @@ class Book:
     company: Company
     csm: str
     account: str
-    lost_renewal: date | None  # churn-bound: the renewal the company will not sign
     contacts: list[ContactPlan] = field(default_factory=list)
     goals: list[GoalPlan] = field(default_factory=list)
     scheduled: dict[date, list[Record]] = field(default_factory=lambda: defaultdict(list))
@@ -370,50 +385,49 @@ class World:
     genesis: datetime  # when the org's users were set up, before any account
     duplicate_contacts: frozenset[str]  # company keys
 
-    @property
-    def quiet_from(self) -> date:
-        return self.params.end_date - timedelta(days=QUIET_DAYS - 1)
-
 
 def annual_value(company: Company, day: date) -> int:
-    upgraded = company.upgraded_on is not None and day >= company.upgraded_on
-    return 12 * PLANS_BY_CODE[company.upgraded_plan_code if upgraded else company.plan_code].monthly_price_jpy
+    return 12 * PLANS_BY_CODE[plan_on(company, day)].monthly_price_jpy
 
 
 def tier_on(company: Company, day: date) -> str:
     return tier(annual_value(company, day), GROWTH_POTENTIAL[company.persona])
 
 
-def lost_renewal(world: World, company: Company) -> date | None:
-    """The renewal a churn-bound company lets go: its first anniversary in the last two months or later."""
-    if company.persona != "churn_bound":
-        return None
-    years = 1
-    while anniversary(company.contract_started_on, years) < world.quiet_from:
-        years += 1
-    return anniversary(company.contract_started_on, years)
+def notice_day(world: World, company: Company) -> date:
+    """When a cancelling company tells its CSM it will not renew: about a month before its last day, and by
+    the world's end date (a company cancelling soon after the end has given notice already)."""
+    return min(company.cancelled_on - timedelta(days=NOTICE_DAYS), world.params.end_date - timedelta(days=3))
+
+
+def quiet(company: Company, day: date) -> bool:
+    """In a cancelling company's last 60 days of service: key persons leave, nobody answers the CSM."""
+    return (company.cancelled_on is not None
+            and company.cancelled_on - timedelta(days=QUIET_DAYS - 1) <= day <= company.cancelled_on)
 
 
 def account_timeline(company: Company, book: Book, tenant_id: int | None, board_id: int | None,
                      horizon: date) -> list[tuple[datetime, str, dict]]:
-    """Everything that happens to a company's Account: prospect, signed, renewals rolling, upgrade, churn."""
-    signed = company.contract_started_on
-    value = annual_value(company, signed)
-    events = [(at_hour(signed, 10), INTEGRATION, {
-        "Type": "Customer", "Contract_Start_Date__c": signed, "Renewal_Date__c": anniversary(signed, 1),
-        "Annual_Contract_Value__c": value, "Tier__c": tier_on(company, signed),
-        "Nexpro_Tenant_Id__c": None if tenant_id is None else str(tenant_id),
-        "Board_Client_Id__c": None if board_id is None else str(board_id)})]
-    years = 1
-    while (renewal := anniversary(signed, years)) <= horizon and renewal != book.lost_renewal:
-        events.append((at_hour(renewal, 10), INTEGRATION, {"Renewal_Date__c": anniversary(signed, years + 1)}))
-        years += 1
-    if book.lost_renewal is not None:
-        events.append((at_hour(book.lost_renewal, 18), book.csm, {"Type": "Former Customer"}))
-    if company.upgraded_on is not None:
-        events.append((at_hour(company.upgraded_on, 11), INTEGRATION, {
-            "Annual_Contract_Value__c": annual_value(company, company.upgraded_on),
-            "Tier__c": tier_on(company, company.upgraded_on)}))
+    """Everything that happens to a company's Account: prospect, signed, renewals rolling, plan change,
+    cancellation (Former Customer) and reactivation (a Customer again, with a new contract)."""
+    events = []
+    for number, (start, last_day) in enumerate(contract_spans(company)):
+        signed = {"Type": "Customer", "Contract_Start_Date__c": start, "Renewal_Date__c": anniversary(start, 1),
+                  "Annual_Contract_Value__c": annual_value(company, start), "Tier__c": tier_on(company, start)}
+        if number == 0:
+            signed.update(Nexpro_Tenant_Id__c=None if tenant_id is None else str(tenant_id),
+                          Board_Client_Id__c=None if board_id is None else str(board_id))
+        events.append((at_hour(start, 10), INTEGRATION, signed))
+        years = 1
+        while (renewal := anniversary(start, years)) <= horizon and (last_day is None or renewal < last_day):
+            events.append((at_hour(renewal, 10), INTEGRATION, {"Renewal_Date__c": anniversary(start, years + 1)}))
+            years += 1
+        if last_day is not None:
+            events.append((at_hour(last_day, 18), book.csm, {"Type": "Former Customer"}))
+    if company.plan_changed_on is not None:
+        events.append((at_hour(company.plan_changed_on, 11), INTEGRATION, {
+            "Annual_Contract_Value__c": annual_value(company, company.plan_changed_on),
+            "Tier__c": tier_on(company, company.plan_changed_on)}))
     return sorted(events, key=lambda event: event[0])
 
 
@@ -427,38 +441,47 @@ def account_record(key: str, company: Company, book: Book, created: datetime, cr
 
 
 def opportunity(key: str, book: Book, created: datetime, kind: str, name: str, amount: int, close: date,
-                stage: str = "Proposal", description: str | None = None) -> Record:
+                service_start: date, stage: str = "Proposal", description: str | None = None) -> Record:
     return Record(key, "Opportunity", created, book.csm, {
         "OwnerId": Ref(book.csm), "Name": name, "AccountId": Ref(book.account), "Type": kind, "StageName": stage,
-        "Amount": amount, "CloseDate": close, "Description": description})
+        "Amount": amount, "CloseDate": close, "Service_Start_Date__c": service_start, "Description": description})
 
 
-def new_deal(book: Book) -> Record:
-    """The deal that made the company a customer, won on the contract start."""
-    company, signed = book.company, book.company.contract_started_on
-    deal = opportunity(f"opp:{company.company_key}:new", book, at_hour(signed - timedelta(days=45), 14), "New",
-                       f"{company.company_name} 新規導入", annual_value(company, signed), signed)
-    deal.change(at_hour(signed - timedelta(days=15), 15), book.csm, StageName="Negotiation")
-    return deal.change(at_hour(signed, 16), book.csm, StageName="Closed Won")
-
-
-def renewal_deal(book: Book, years: int, created_on: date, rng: random.Random) -> Record:
-    """The renewal deal for the `years`th anniversary: won on time, or (the churn-bound's) slipping then lost."""
+def new_deal(book: Book, start: date, reactivation: bool = False) -> Record:
+    """A deal that made the company a customer (again), won on the day its contract starts."""
     company = book.company
-    renewal = anniversary(company.contract_started_on, years)
-    deal = opportunity(f"opp:{company.company_key}:renewal:{years}", book, at_hour(created_on, 11), "Renewal",
+    key = f"opp:{company.company_key}:{'reactivation' if reactivation else 'new'}"
+    deal = opportunity(key, book, at_hour(start - timedelta(days=45), 14), "New",
+                       f"{company.company_name} {'再契約' if reactivation else '新規導入'}",
+                       annual_value(company, start), start, start)
+    deal.change(at_hour(start - timedelta(days=15), 15), book.csm, StageName="Negotiation")
+    return deal.change(at_hour(start, 16), book.csm, StageName="Closed Won")
+
+
+def renewal_key(company: Company, span: int, years: int) -> str:
+    return f"opp:{company.company_key}:renewal:" + (f"{span + 1}:" if span else "") + str(years)
+
+
+def renewal_deal(world: World, book: Book, span: int, start: date, years: int, created_on: date,
+                 rng: random.Random) -> Record:
+    """The renewal deal for the `years`th anniversary of a contract that started on `start`: won on time, or
+    (the renewal on a cancelling company's last day) put off, then lost when the company gives notice."""
+    company = book.company
+    renewal = anniversary(start, years)
+    deal = opportunity(renewal_key(company, span, years), book, at_hour(created_on, 11), "Renewal",
                        f"{company.company_name} 契約更新 {renewal:%Y/%m}", annual_value(company, renewal), renewal,
-                       stage="Qualification")
-    if renewal == book.lost_renewal:
-        close = created_on + timedelta(days=30)
+                       renewal, stage="Qualification")
+    if renewal == company.cancelled_on:
+        notice = notice_day(world, company)
+        close = min(created_on + timedelta(days=30), notice)
         deal.values["CloseDate"] = close
         deal.change(at_hour(created_on + timedelta(days=10), 15), book.csm, StageName="Proposal")
         slipped = created_on + timedelta(days=21)
-        while slipped < renewal:  # the customer keeps putting the decision off
-            close = min(close + timedelta(days=21), renewal)
+        while slipped < notice:  # the customer keeps putting the decision off
+            close = min(close + timedelta(days=21), notice)
             deal.change(at_hour(slipped, 17), book.csm, CloseDate=close, Description="先方の検討が継続中、決裁時期未定")
             slipped += timedelta(days=21)
-        return deal.change(at_hour(renewal, 17), book.csm, StageName="Closed Lost", CloseDate=renewal,
+        return deal.change(at_hour(notice, 17), book.csm, StageName="Closed Lost", CloseDate=notice,
                            Description="利用低迷により更新見送りの連絡")
     deal.change(at_hour(renewal - timedelta(days=45), 15), book.csm, StageName="Proposal")
     deal.change(at_hour(renewal - timedelta(days=20), 15), book.csm, StageName="Negotiation")
@@ -467,17 +490,19 @@ def renewal_deal(book: Book, years: int, created_on: date, rng: random.Random) -
 
 
 def upsell_deals(book: Book, rng: random.Random) -> list[Record]:
-    """An expanding company's upgrade, won on the day it upgrades, and the next proposal it is weighing."""
-    company, upgraded = book.company, book.company.upgraded_on
+    """A company's upgrade, won a week before it starts, and the next proposal it is weighing."""
+    company, upgraded = book.company, book.company.plan_changed_on
     key = company.company_key
+    won_on = upgraded - timedelta(days=SIGNED_BEFORE_START_DAYS)
     uplift = annual_value(company, upgraded) - annual_value(company, upgraded - timedelta(days=1))
     won = opportunity(f"opp:{key}:upgrade", book, at_hour(upgraded - timedelta(days=35), 13), "Upsell",
-                      f"{company.company_name} プランアップグレード", uplift, upgraded)
-    won.change(at_hour(upgraded - timedelta(days=14), 15), book.csm, StageName="Negotiation")
-    won.change(at_hour(upgraded, 10), book.csm, StageName="Closed Won")
+                      f"{company.company_name} プランアップグレード", uplift, won_on, upgraded)
+    won.change(at_hour(won_on - timedelta(days=14), 15), book.csm, StageName="Negotiation")
+    won.change(at_hour(won_on, 10), book.csm, StageName="Closed Won")
     proposed_on, close = upgraded + timedelta(days=7), upgraded + timedelta(days=75)
     pending = opportunity(f"opp:{key}:upgrade-next", book, at_hour(proposed_on, 14), "Upsell",
-                          f"{company.company_name} 追加オプション", 12 * rng.choice((30_000, 50_000, 80_000)), close)
+                          f"{company.company_name} 追加オプション", 12 * rng.choice((30_000, 50_000, 80_000)), close,
+                          close)
     pending.change(at_hour(upgraded + timedelta(days=50), 15), book.csm, StageName="Negotiation")
     pending.change(at_hour(close, 16), book.csm, StageName="Closed Won" if rng.random() < 0.5 else "Closed Lost")
     return [won, pending]
@@ -491,8 +516,8 @@ def plan_contacts(world: World, book: Book, rng: random.Random) -> list[Record]:
     for index in range(count):
         created_on = signed - timedelta(days=50) + timedelta(days=index * 7 + rng.randint(0, 6))
         left_on = None
-        if book.lost_renewal is not None and 0 < index < key_persons:  # all key persons but one leave
-            left_on = world.params.end_date - timedelta(days=rng.randint(5, QUIET_DAYS - 5))
+        if company.cancelled_on is not None and 0 < index < key_persons:  # all key persons but one leave
+            left_on = company.cancelled_on - timedelta(days=rng.randint(5, QUIET_DAYS - 5))
         title, department = CONTACT_ROLES[index % len(CONTACT_ROLES)]
         plan = ContactPlan(f"contact:{company.company_key}:{index + 1}", created_on, left_on, rng.choice(SURNAMES),
                            rng.choice(GIVEN_NAMES), f"contact{index + 1}@{company.company_key.lower()}.example.jp",
@@ -522,6 +547,8 @@ def plan_goals(world: World, book: Book, rng: random.Random) -> list[Record]:
         (low, high), criterion, method = GOAL_TYPES[goal_type]
         goal = GoalPlan(f"goal:{company.company_key}:{index + 1}", created_on, goal_type,
                         float(rng.randint(low, high)), starts, ends)
+        if not in_service(company, created_on):  # a former customer defines no goal
+            continue
         book.goals.append(goal)
         record = Record(goal.key, "Outcome_Goal__c", at_hour(created_on, 13, rng.randint(0, 59)), book.csm, {
             "OwnerId": Ref(book.csm), "Name": f"{company.company_name} {goal_type}", "Account__c": Ref(book.account),
@@ -541,26 +568,27 @@ def plan_book(world: World, company: Company, csm: str) -> tuple[Book, list[Reco
     """
     params, issues = world.params, world.issues
     rng = random.Random(f"sf:{params.seed}:{company.company_key}:reference")
-    book = Book(company, csm, f"account:{company.company_key}", lost_renewal(world, company))
+    book = Book(company, csm, f"account:{company.company_key}")
     horizon = anniversary(params.end_date, RENEWAL_HORIZON_YEARS)
     tenant_id = None if company.company_key in issues.without_tenant_id else company.nexpro_tenant_id
     board_id = None if company.company_key == issues.without_board_id else company.board_client_id
     account = account_record(book.account, company, book, at_hour(company.contract_started_on - timedelta(days=60),
                                                                    9, rng.randint(0, 59)), INTEGRATION,
                              company.company_name, tenant_id, board_id, horizon, rng)
-    planned = [*plan_contacts(world, book, rng), new_deal(book), *plan_goals(world, book, rng)]
+    planned = [*plan_contacts(world, book, rng), new_deal(book, company.contract_started_on),
+               *plan_goals(world, book, rng)]
     if company.company_key in world.duplicate_contacts:
         planned.append(duplicate_contact(world, book, rng))
-    signed = company.contract_started_on
-    years = 1
-    while ((renewal := anniversary(signed, years)) - timedelta(days=90) < params.start_date
-           and (book.lost_renewal is None or renewal < book.lost_renewal)):
-        planned.append(renewal_deal(book, years, renewal - timedelta(days=90), rng))
-        years += 1
-    if book.lost_renewal is not None:
-        opened = min(book.lost_renewal - timedelta(days=90), world.quiet_from + timedelta(days=5))
-        planned.append(renewal_deal(book, book.lost_renewal.year - signed.year, opened, rng))
-    if company.upgraded_on is not None:
+    for span, (start, last_day) in enumerate(contract_spans(company)):
+        years = 1
+        while ((renewal := anniversary(start, years)) - timedelta(days=RENEWAL_LEAD_DAYS) < params.start_date
+               and (last_day is None or renewal <= last_day)):
+            planned.append(renewal_deal(world, book, span, start, years, renewal - timedelta(days=RENEWAL_LEAD_DAYS),
+                                        rng))
+            years += 1
+    if company.reactivated_on is not None:
+        planned.append(new_deal(book, company.reactivated_on, reactivation=True))
+    if company.plan_change == "upgrade":
         planned.extend(upsell_deals(book, rng))
     before_history = []
     for record in planned:
@@ -586,9 +614,9 @@ def extra_accounts(world: World, books: dict[str, Book]) -> list[Record]:
                                name, company.nexpro_tenant_id, company.board_client_id, horizon, rng)
     signed = tokyo_day(world.genesis) + timedelta(days=90)
     trial = replace(company, company_key="dangling", company_name=company_name(params.accounts * 3 + 1),
-                    persona="steady", plan_code="starter", upgraded_plan_code=None, upgraded_on=None,
-                    contract_started_on=signed)
-    dangling = account_record("account:dangling", trial, replace(original, company=trial, lost_renewal=None),
+                    persona="steady", plan_code="starter", new_plan_code=None, plan_changed_on=None,
+                    cancelled_on=None, reactivated_on=None, contract_started_on=signed)
+    dangling = account_record("account:dangling", trial, replace(original, company=trial),
                               at_hour(signed - timedelta(days=60), 9), INTEGRATION, trial.company_name,
                               issues.dangling_tenant_id, issues.dangling_board_client_id, horizon, rng)
     return [duplicate, dangling]
@@ -603,11 +631,11 @@ def touch_rate(world: World, book: Book, day: date) -> float:
     tenure = (day - company.contract_started_on).days
     if tenure < 0 or day.weekday() >= 5:
         return 0.0
+    if not in_service(company, day) or quiet(company, day):
+        return 0.0
     base = TOUCH_RATES[company.persona]
     if company.persona == "onboarding_stalled":
         return base if tenure < ONBOARDING_BURST_DAYS else 0.0
-    if company.persona == "churn_bound" and day >= world.quiet_from:
-        return 0.0
     if company.persona == "declining":
         progress = (day - world.params.start_date).days / max(world.params.days - 1, 1)
         base *= max(0.15, 1.0 - 0.9 * progress)
@@ -686,7 +714,7 @@ def proposal(book: Book, day: date, rng: random.Random) -> Record:
     label = "追加ライセンス" if kind == "Upsell" else rng.choice(CROSS_SELL_PRODUCTS)
     deal = opportunity(f"opp:{book.company.company_key}:{day.isoformat()}", book, tokyo_time(day, rng), kind,
                        f"{book.company.company_name} {label}", 12 * rng.choice((20_000, 30_000, 50_000, 100_000)),
-                       close)
+                       close, close)
     won = rng.random() < win_rate
     deal.change(tokyo_time(day + (close - day) // 2, rng), book.csm, StageName="Negotiation")
     return deal.change(tokyo_time(close, rng), book.csm, StageName="Closed Won" if won else "Closed Lost")
@@ -728,12 +756,12 @@ def company_day(world: World, book: Book, day: date) -> list[Record]:
     if day < company.contract_started_on:
         return records
     rng = random.Random(f"sf:{world.params.seed}:{company.company_key}:{day.isoformat()}")
-    renewal = day + timedelta(days=90)
-    years = renewal.year - company.contract_started_on.year
-    if (years >= 1 and anniversary(company.contract_started_on, years) == renewal
-            and (book.lost_renewal is None or renewal < book.lost_renewal)):
-        records.append(renewal_deal(book, years, day, rng))
-    if day.day == 5:
+    renewal = day + timedelta(days=RENEWAL_LEAD_DAYS)
+    for span, (start, last_day) in enumerate(contract_spans(company)):
+        years = renewal.year - start.year
+        if years >= 1 and anniversary(start, years) == renewal and (last_day is None or renewal <= last_day):
+            records.append(renewal_deal(world, book, span, start, years, day, rng))
+    if day.day == 5 and in_service(company, day):
         records += outcome_results(book, day, rng)
     rate = touch_rate(world, book, day)
     if rate == 0:
