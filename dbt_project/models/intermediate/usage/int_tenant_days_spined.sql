@@ -2,6 +2,9 @@
     One row per tenant per business date, gap-free, ending on run_date. The trailing windows in
     fct_tenant_daily_usage are row frames over this spine, so it must have no holes.
 
+    A day is under contract from the contract start (included) to the cancellation (excluded), except
+    between two plan periods: a tenant that cancelled and signed again was not under contract between.
+
     A tenant's spine starts on its contract start date or its first recorded activity, whichever is
     earlier, but never before run_date - (usage_history_days + 119 - 1): the fct keeps
     usage_history_days dates of history (`is_in_history`), and its longest frame (attendees in the
@@ -16,6 +19,12 @@ with
 tenants as (
 
     select * from {{ ref('stg_nexpro__tenants') }}
+
+),
+
+tenant_plans as (
+
+    select * from {{ ref('stg_nexpro__tenant_plans') }}
 
 ),
 
@@ -105,6 +114,21 @@ tenant_spine_starts as (
 
 ),
 
+plan_gaps as (
+
+    -- From the end of one plan period to the start of the next, when they do not touch: the time between
+    -- a cancellation and a reactivation.
+    select * from (
+        select
+            tenant_id,
+            plan_ended_date as gap_started_date,
+            lead(plan_started_date) over (partition by tenant_id order by plan_started_date) as gap_ended_date
+        from tenant_plans
+    ) as periods
+    where gap_ended_date > gap_started_date
+
+),
+
 tenant_days as (
 
     select
@@ -116,6 +140,12 @@ tenant_days as (
         and (
             tenant_spine_starts.cancelled_date is null
             or calendar_days.usage_date < tenant_spine_starts.cancelled_date
+        )
+        and not exists (
+            select from plan_gaps
+            where plan_gaps.tenant_id = tenant_spine_starts.tenant_id
+                and calendar_days.usage_date >= plan_gaps.gap_started_date
+                and calendar_days.usage_date < plan_gaps.gap_ended_date
         ) as is_under_contract
     from tenant_spine_starts
     inner join calendar_days
