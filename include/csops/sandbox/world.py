@@ -175,11 +175,10 @@ def plan_companies(params: WorldParams) -> list[Company]:
         plan_code = {"small": "starter", "mid": "standard", "large": "business"}[size]
         if persona == "thriving" and size == "large" and rng.random() < 0.5:
             plan_code = "enterprise"
-        new_plan, changed_on = None, None
+        new_plan = None
         if persona == "expanding":
             plan_code = "standard" if size != "large" else "business"
             new_plan = plan_above(plan_code)
-            changed_on = max(started, params.start_date) + timedelta(days=int(params.days * 0.6))
         users = {"small": rng.randint(4, 10), "mid": rng.randint(10, 35), "large": rng.randint(35, 90)}[size]
         limit = PLANS_BY_CODE[plan_code].attendees_per_webinar_limit
         attendee_base = int(limit * (rng.uniform(0.85, 0.98) if persona == "expanding" else rng.uniform(0.08, 0.25)))
@@ -194,7 +193,6 @@ def plan_companies(params: WorldParams) -> list[Company]:
             contract_started_on=started,
             plan_code=plan_code,
             new_plan_code=new_plan,
-            plan_changed_on=changed_on,
             user_count=users,
             attendee_base=attendee_base,
         ), params))
@@ -210,8 +208,13 @@ def plan_below(plan_code: str) -> str:
 
 
 def lifecycle(company: Company, params: WorldParams) -> Company:
-    """Churn-bound companies cancel (some come back later); some declining companies downgrade."""
+    """Expanding companies upgrade, churn-bound companies cancel (some come back later), some declining
+    companies downgrade."""
     rng = random.Random(f"world:{params.seed}:{company.company_key}:lifecycle")
+    if company.persona == "expanding":  # upgrades mid-way through the product history (or soon after)
+        share = rng.uniform(0.3, 0.9)
+        changed = max(company.contract_started_on, params.start_date) + timedelta(days=int(params.days * share))
+        return replace(company, plan_changed_on=changed)
     if company.persona == "churn_bound":
         if rng.random() < CANCELLING_AFTER_END:
             return churn(company, params, "cancelling")
