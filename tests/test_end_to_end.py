@@ -46,7 +46,8 @@ def csops_run(environment, expect_success=True):
 
 def mart_rows(server):
     with psycopg.connect(server.url("warehouse")) as connection:
-        return connection.execute("select * from marts.fct_tenant_daily_usage order by 1").fetchall()
+        return {mart: connection.execute(f"select * from marts.{mart} order by 1, 2").fetchall()
+                for mart in ("fct_tenant_daily_usage", "fct_mrr_company_monthly", "fct_revenue_monthly")}
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +60,8 @@ def test_first_run_loads_builds_and_summarises(first_run, environment, local_dir
     assert "Rows loaded" in first_run and "Quarantined rows: 0" in first_run
     assert "salesforce account" in first_run and "Salesforce API calls:" in first_run
     assert "Identity issues (marts.dq_identity_issues): " in first_run
+    assert "Revenue, 2026-10 (marts.fct_revenue_monthly): MRR ¥" in first_run, \
+        "the summary reports the last closed month before the run date"
     assert "tests passed" in first_run
     assert "make warehouse" in first_run, "the summary says how to open the marts"
     server = LocalPostgres(local_dir / "postgres", int(environment["CS_LOCAL_PG_PORT"]))
@@ -84,7 +87,7 @@ def test_first_run_loads_builds_and_summarises(first_run, environment, local_dir
                 "the DAG run csops started (06:30 Tokyo on D + 1) computed D"
             freshness = connection.execute("select count(*) filter (where status = 'pass'), count(*) "
                                            "from ops.dbt_node_results where resource_type = 'source'").fetchone()
-            assert freshness == (23, 23), "source_freshness ran as part of the DAG"
+            assert freshness == (27, 27), "source_freshness ran as part of the DAG"
     finally:
         server.stop()
 

@@ -2,8 +2,9 @@
     One row per tenant per business date, gap-free, ending on run_date. The trailing windows in
     fct_tenant_daily_usage are row frames over this spine, so it must have no holes.
 
-    A day is under contract from the contract start (included) to the cancellation (excluded), except
-    between two plan periods: a tenant that cancelled and signed again was not under contract between.
+    A day is under contract from the contract start to the cancellation date (both included: the
+    cancellation date is the last day of service), except between two plan periods: a tenant that
+    cancelled and signed again was not under contract between.
 
     A tenant's spine starts on its contract start date or its first recorded activity, whichever is
     earlier, but never before run_date - (usage_history_days + 119 - 1): the fct keeps
@@ -139,7 +140,7 @@ tenant_days as (
         calendar_days.usage_date >= tenant_spine_starts.contract_started_date
         and (
             tenant_spine_starts.cancelled_date is null
-            or calendar_days.usage_date < tenant_spine_starts.cancelled_date
+            or calendar_days.usage_date <= tenant_spine_starts.cancelled_date
         )
         and not exists (
             select from plan_gaps
