@@ -43,19 +43,12 @@ from csops.extract.engine import (
     LoadResult,
     SourceColumn,
     SourceTable,
-    column_definitions,
-    ensure_primary_key,
+    choose_load_mode,
     ensure_schemas,
-    has_primary_key,
     identifiers,
-    merge_into,
-    prepare_raw_table,
-    quarantine_bad_values,
-    quarantine_duplicate_keys,
-    quarantine_null_keys,
-    read_watermark,
+    prepare_api_stage,
+    quarantine_and_merge,
     record_run,
-    record_source_columns,
     save_watermark,
 )
 
@@ -222,55 +215,31 @@ def load_resource(client: BoardClient, warehouse_url: str, resource: str, *, run
     return result
 
 
-def prepare(warehouse: psycopg.Connection, table: str, columns: dict[str, str], result: LoadResult,
-            key: tuple[str, ...] = ("id",)) -> sql.Composed:
-    """The raw table (typed columns + `_raw`) ready with its key; returns the stage table, all text."""
+def board_table(table: str, columns: dict[str, str], key: tuple[str, ...], version_column: str
+                ) -> tuple[SourceTable, dict[str, SourceColumn]]:
+    """A raw board table (typed columns + `_raw`) as the engine describes a source table."""
     described = {name: SourceColumn(source_type=kind, raw_type=kind, is_required=name in key)
                  for name, kind in {**columns, RAW_RECORD: "jsonb"}.items()}
-    source = SourceTable(table, key)
-    prepare_raw_table(warehouse, source, described, result, RAW_SCHEMA)
-    if not has_primary_key(warehouse, RAW_SCHEMA, table):
-        ensure_primary_key(warehouse, sql.Identifier(RAW_SCHEMA, table), table, key)
-    record_source_columns(warehouse, SOURCE_NAME, table, described)
-    stage = sql.Identifier(f"stage_{table}")
-    warehouse.execute(sql.SQL("create temporary table {} ({}) on commit drop").format(
-        stage, column_definitions(dict.fromkeys(described, "text"))))
-    return stage
-
-
-def merge_stage(warehouse: psycopg.Connection, table: str, stage: sql.Composable, columns: dict[str, str],
-                result: LoadResult, version_column: str, key: tuple[str, ...] = ("id",)) -> tuple[int, int]:
-    """Quarantine what cannot be loaded, then merge the stage into `raw_board.<table>`."""
-    labels = {"source_name": SOURCE_NAME, "table_name": table, "run_id": result.run_id}
-    label = f"{RAW_SCHEMA}.{table}"
-    types = {**columns, RAW_RECORD: "jsonb"}
-    result.rows_quarantined += quarantine_null_keys(warehouse, stage, key, **labels)
-    for column, kind in types.items():
-        if kind != "text":
-            result.rows_quarantined += quarantine_bad_values(warehouse, stage, column, kind, label, **labels)
-    result.rows_quarantined += quarantine_duplicate_keys(warehouse, stage, key, version_column, **labels)
-    return merge_into(warehouse, stage, sql.Identifier(RAW_SCHEMA, table), list(types), key, types,
-                      version_column=version_column)
+    return SourceTable(table, key, watermark_column=version_column), described
 
 
 def _load(client: BoardClient, warehouse: psycopg.Connection, resource: str, result: LoadResult, *,
           overlap: timedelta, full_refresh: bool) -> None:
     columns = COLUMNS[resource]
-    stage = prepare(warehouse, resource, columns, result)
-    watermark = read_watermark(warehouse, SOURCE_NAME, resource)
-    raw_has_rows = warehouse.execute(sql.SQL("select exists (select from {})").format(
-        sql.Identifier(RAW_SCHEMA, resource))).fetchone()[0]
-    full = full_refresh or watermark is None or not raw_has_rows
-    result.load_mode = "full" if full else "incremental"
-    result.watermark_from = None if full else watermark - overlap
+    table, described = board_table(resource, columns, ("id",), "updated_at")
+    stage, types = prepare_api_stage(warehouse, table, described, result, RAW_SCHEMA)
+    watermark, full = choose_load_mode(warehouse, table, result, RAW_SCHEMA, overlap=overlap,
+                                       full_refresh=full_refresh)
     params = list(READ_PARAMETERS[resource])
     if result.watermark_from is not None:
         params.append(("updated_at_gteq", result.watermark_from.isoformat()))
 
     details_stage = None
     if resource == "invoices":
-        details_stage = prepare(warehouse, "invoice_details", DETAIL_COLUMNS,
-                                LoadResult(SOURCE_NAME, "invoice_details", result.run_id), DETAIL_KEY)
+        details, details_described = board_table("invoice_details", DETAIL_COLUMNS, DETAIL_KEY, "invoice_updated_at")
+        details_stage, details_types = prepare_api_stage(
+            warehouse, details, details_described, LoadResult(SOURCE_NAME, "invoice_details", result.run_id),
+            RAW_SCHEMA)
     names = [*columns, RAW_RECORD]
     detail_names = [*DETAIL_COLUMNS, RAW_RECORD]
     stopped = None
@@ -291,10 +260,10 @@ def _load(client: BoardClient, warehouse: psycopg.Connection, resource: str, res
                                 copy.write_row([as_text(line.get(name)) for name in DETAIL_COLUMNS] + [as_text(detail)])
         except DailyLimitReached as reached:
             stopped = reached
-    result.rows_inserted, result.rows_updated = merge_stage(warehouse, resource, stage, columns, result, "updated_at")
+    result.rows_inserted, result.rows_updated = quarantine_and_merge(warehouse, stage, table, types, result,
+                                                                     RAW_SCHEMA)
     if details_stage is not None:
-        merge_stage(warehouse, "invoice_details", details_stage, DETAIL_COLUMNS, result, "invoice_updated_at",
-                    DETAIL_KEY)
+        quarantine_and_merge(warehouse, details_stage, details, details_types, result, RAW_SCHEMA)
         flag_removed_lines(warehouse, stage, details_stage)
     if full and stopped is None:
         result.rows_deleted = flag_unseen(warehouse, resource, stage)

@@ -508,6 +508,50 @@ def prepare_raw_table(warehouse: psycopg.Connection, table: SourceTable, columns
     return casts
 
 
+def prepare_api_stage(warehouse: psycopg.Connection, table: SourceTable, columns: dict[str, SourceColumn],
+                      result: LoadResult, raw_schema: str) -> tuple[sql.Identifier, dict[str, str]]:
+    """For an API source: the raw table ready (columns, key, recorded in ops.source_columns) and an
+    all-text stage table its records are copied into. Returns the stage and the raw column types to merge
+    with (the raw table's type where a column was retyped)."""
+    casts = prepare_raw_table(warehouse, table, columns, result, raw_schema)
+    if not has_primary_key(warehouse, raw_schema, table.name):
+        ensure_primary_key(warehouse, sql.Identifier(raw_schema, table.name), table.name, table.primary_key)
+    record_source_columns(warehouse, result.source_name, table.name, columns)
+    stage = sql.Identifier(f"stage_{table.name}")
+    warehouse.execute(sql.SQL("create temporary table {} ({}) on commit drop").format(
+        stage, column_definitions(dict.fromkeys(columns, "text"))))
+    return stage, {column: source.raw_type for column, source in columns.items()} | casts
+
+
+def choose_load_mode(warehouse: psycopg.Connection, table: SourceTable, result: LoadResult, raw_schema: str, *,
+                     overlap: timedelta, full_refresh: bool) -> tuple[datetime | None, bool]:
+    """Full when asked, on the first load, or when the raw table is empty; else incremental from the
+    watermark minus the overlap. Sets the result's load mode and lower bound; returns (watermark, full)."""
+    watermark = read_watermark(warehouse, result.source_name, table.name)
+    raw_has_rows = warehouse.execute(sql.SQL("select exists (select from {})").format(
+        sql.Identifier(raw_schema, table.name))).fetchone()[0]
+    full = full_refresh or watermark is None or not raw_has_rows
+    result.load_mode = "full" if full else "incremental"
+    result.watermark_from = None if full else watermark - overlap
+    return watermark, full
+
+
+def quarantine_and_merge(warehouse: psycopg.Connection, stage: sql.Composable, table: SourceTable,
+                         types: dict[str, str], result: LoadResult, raw_schema: str) -> tuple[int, int]:
+    """Set aside the stage's rows that cannot be loaded (null or duplicate key, a value that does not fit
+    its column), then merge the rest into the raw table. Returns (inserted, updated)."""
+    label = f"{raw_schema}.{table.name}"
+    labels = {"source_name": result.source_name, "table_name": table.name, "run_id": result.run_id}
+    result.rows_quarantined += quarantine_null_keys(warehouse, stage, table.primary_key, **labels)
+    for column, raw_type in types.items():
+        if raw_type != "text":
+            result.rows_quarantined += quarantine_bad_values(warehouse, stage, column, raw_type, label, **labels)
+    result.rows_quarantined += quarantine_duplicate_keys(warehouse, stage, table.primary_key,
+                                                         table.watermark_column, **labels)
+    return merge_into(warehouse, stage, sql.Identifier(raw_schema, table.name), list(types), table.primary_key,
+                      types, version_column=table.watermark_column)
+
+
 def record_source_columns(warehouse: psycopg.Connection, source_name: str, table: str,
                           columns: dict[str, SourceColumn]) -> None:
     warehouse.execute("delete from ops.source_columns where source_name = %s and table_name = %s",

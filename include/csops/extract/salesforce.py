@@ -57,19 +57,12 @@ from csops.extract.engine import (
     LoadResult,
     SourceColumn,
     SourceTable,
-    column_definitions,
-    ensure_primary_key,
+    choose_load_mode,
     ensure_schemas,
-    has_primary_key,
     identifiers,
-    merge_into,
-    prepare_raw_table,
-    quarantine_bad_values,
-    quarantine_duplicate_keys,
-    quarantine_null_keys,
-    read_watermark,
+    prepare_api_stage,
+    quarantine_and_merge,
     record_run,
-    record_source_columns,
     save_watermark,
 )
 from csops.extract.salesforce_objects import RAW_SCHEMA, SOURCE_NAME
@@ -348,26 +341,14 @@ def _load(api: SalesforceApi, warehouse: psycopg.Connection, object_name: str, t
           bulk_poll_seconds: float) -> None:
     label = f"{RAW_SCHEMA}.{table.name}"
     target = sql.Identifier(RAW_SCHEMA, table.name)
-    labels = {"source_name": SOURCE_NAME, "table_name": table.name, "run_id": result.run_id}
     if api.session.limit is None:
         api.limits()
     field_names, columns = describe_columns(api.describe(object_name))
-    casts = prepare_raw_table(warehouse, table, columns, result, RAW_SCHEMA)
-    if not has_primary_key(warehouse, RAW_SCHEMA, table.name):
-        ensure_primary_key(warehouse, target, table.name, table.primary_key)
-    record_source_columns(warehouse, SOURCE_NAME, table.name, columns)
-
-    watermark = read_watermark(warehouse, SOURCE_NAME, table.name)
-    raw_has_rows = warehouse.execute(sql.SQL("select exists (select from {})").format(target)).fetchone()[0]
-    full = full_refresh or watermark is None or not raw_has_rows
-    result.load_mode = "full" if full else "incremental"
-    result.watermark_from = None if full else watermark - overlap
-
+    stage, types = prepare_api_stage(warehouse, table, columns, result, RAW_SCHEMA)
+    watermark, full = choose_load_mode(warehouse, table, result, RAW_SCHEMA, overlap=overlap,
+                                       full_refresh=full_refresh)
     names = list(columns)
     fields = [field_names[column] for column in names]
-    stage = sql.Identifier(f"stage_{table.name}")
-    warehouse.execute(sql.SQL("create temporary table {} ({}) on commit drop").format(
-        stage, column_definitions(dict.fromkeys(names, "text"))))
     expected = api.count(soql_for(object_name, fields, result.watermark_from, count=True))
     soql = soql_for(object_name, fields, result.watermark_from)
     if expected > bulk_threshold:
@@ -385,16 +366,8 @@ def _load(api: SalesforceApi, warehouse: psycopg.Connection, object_name: str, t
                     log.info("%s: %s of %s rows read", label, f"{result.rows_read:,}", f"{expected:,}")
         except BudgetReserveReached as reached:
             stopped = reached
-    result.rows_quarantined += quarantine_null_keys(warehouse, stage, table.primary_key, **labels)
-    raw_types = {column: source.raw_type for column, source in columns.items()}
-    for column, raw_type in {**raw_types, **casts}.items():
-        if raw_type != "text":
-            result.rows_quarantined += quarantine_bad_values(warehouse, stage, column, raw_type, label, **labels)
-    result.rows_quarantined += quarantine_duplicate_keys(warehouse, stage, table.primary_key,
-                                                         table.watermark_column, **labels)
-    result.rows_inserted, result.rows_updated = merge_into(
-        warehouse, stage, target, names, table.primary_key, {**raw_types, **casts},
-        version_column=table.watermark_column)
+    result.rows_inserted, result.rows_updated = quarantine_and_merge(warehouse, stage, table, types, result,
+                                                                     RAW_SCHEMA)
     result.rows_deleted = apply_deletions(warehouse, target, stage, purge_unseen=full and stopped is None)
 
     if result.rows_quarantined:
