@@ -5,89 +5,22 @@ sandbox's own tables."""
 
 from __future__ import annotations
 
-import json
-import subprocess
 from collections import defaultdict
 from datetime import date, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import psycopg
 import pytest
 
-from csops import settings
-from csops.extract.board import BOARD_RESOURCES, BoardClient, load_resource
-from csops.extract.engine import load_table
-from csops.extract.nexpro_tables import NEXPRO_TABLES, RAW_SCHEMA, SOURCE_NAME
-from csops.extract.salesforce import CountingSession, SalesforceApi, connect_with_hook, load_object
-from csops.extract.salesforce_objects import SALESFORCE_OBJECTS
-from csops.local_stack import dbt_environment
 from csops.sandbox.board.schema import TIMING_RECURRING
 from csops.sandbox.board.seed import OPTIONS, add_months, is_annual
-from csops.sandbox.salesforce.seed import seed_org, seeded_identity_issues
+from csops.sandbox.salesforce.seed import seeded_identity_issues
 from csops.sandbox.world import PLANS_BY_CODE, plan_companies
-from tests.board_fixtures import running_board
-from tests.conftest import TEST_WORLD, VENV_BIN, create_database
-from tests.salesforce_fixtures import sandbox_beside
+from tests.conftest import TEST_WORLD
+from tests.dbt.warehouse import RUN_DATE, dbt
 
-RUN_DATE = TEST_WORLD.end_date
 # The last closed month: the month before the run date's (its invoices are drafted near its end).
 LAST_CLOSED_MONTH = add_months(RUN_DATE.replace(day=1), -1)
-
-
-def dbt(warehouse: str, target: Path, *arguments: str, run_date: date = RUN_DATE, run_id: str = "dbt-test"):
-    project = settings.dbt_project_dir()
-    return subprocess.run(
-        [str(VENV_BIN / "dbt"), *arguments, "--project-dir", str(project), "--profiles-dir", str(project),
-         "--target-path", str(target), "--vars", json.dumps({"run_date": run_date.isoformat()})],
-        env={**dbt_environment(warehouse), "PATH": "/usr/bin:/bin", "CS_AIRFLOW_RUN_ID": run_id},
-        capture_output=True, text=True)
-
-
-@pytest.fixture(scope="module")
-def dbt_target(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("dbt-target")
-
-
-def load_salesforce(org, warehouse: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Extract every object of `org` through the Airflow connection, as the DAG does."""
-    monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", json.dumps(org.airflow_connection()))
-    api = SalesforceApi(connect_with_hook("salesforce_default"), CountingSession(reserve_share=0.2))
-    for object_name in SALESFORCE_OBJECTS:
-        load_object(api, warehouse, object_name, run_id="dbt-test")
-
-
-def load_board(board, warehouse: str) -> None:
-    """Extract every board resource over the sandbox's API (per-second limit off: this test is about dbt)."""
-    board.admin.set_per_second_limit(False)
-    values = board.credentials()
-    client = BoardClient(board.base_url, values["api_key"], values["token"], requests_per_second=100)
-    for resource in BOARD_RESOURCES:
-        assert load_resource(client, warehouse, resource, run_id="dbt-test").status == "succeeded", resource
-
-
-@pytest.fixture(scope="module")
-def board(postgres, tmp_path_factory):
-    with running_board(postgres, tmp_path_factory.mktemp("board"), "board_dbt") as sandbox:
-        yield sandbox
-
-
-@pytest.fixture(scope="module")
-def built_warehouse(postgres, nexpro_template, dbt_target, salesforce_sandbox, board, tmp_path_factory):
-    nexpro = create_database(postgres, "nexpro_dbt", template=nexpro_template)
-    warehouse = create_database(postgres, "warehouse_dbt")
-    for table in NEXPRO_TABLES:
-        load_table(nexpro, warehouse, table, source_name=SOURCE_NAME, raw_schema=RAW_SCHEMA, run_id="dbt-test")
-    load_board(board, warehouse)
-    # An org of its own: other tests change the session's org.
-    with pytest.MonkeyPatch.context() as patch, sandbox_beside(
-            salesforce_sandbox, create_database(postgres, "salesforce_dbt"), tmp_path_factory.mktemp("org")) as org:
-        seed_org(org.database_url, TEST_WORLD, progress=lambda _message: None)
-        load_salesforce(org, warehouse, patch)
-    completed = dbt(warehouse, dbt_target, "build")
-    results = json.loads((dbt_target / "run_results.json").read_text())["results"] \
-        if completed.returncode == 0 else None
-    return warehouse, completed, results
 
 
 def test_build_is_green_with_data_and_unit_tests(built_warehouse):
