@@ -194,6 +194,7 @@ goals as (
         account_companies.company_id,
         outcome_goals.outcome_goal_id,
         outcome_goals.end_date,
+        outcome_goals.target_value,
         {{ to_business_date('outcome_goals.created_at') }} as created_date
     from outcome_goals
     inner join account_companies
@@ -207,7 +208,8 @@ goals_at_month_end as (
         customer_months.company_id,
         customer_months.month_start,
         customer_months.month_end,
-        goals.outcome_goal_id
+        goals.outcome_goal_id,
+        goals.target_value
     from customer_months
     inner join goals
         on customer_months.company_id = goals.company_id
@@ -237,7 +239,11 @@ latest_results as (
         goals_at_month_end.company_id,
         goals_at_month_end.month_start,
         goals_at_month_end.outcome_goal_id,
-        least(coalesce(outcome_results.achievement_rate_pct, 0) / 100, 1) as capped_achievement_rate,
+        least(coalesce(
+            outcome_results.achievement_rate_pct / 100,
+            outcome_results.actual_value / nullif(goals_at_month_end.target_value, 0),
+            0
+        ), 1) as capped_achievement_rate,
         row_number() over (
             partition by goals_at_month_end.month_start, goals_at_month_end.outcome_goal_id
             order by outcome_results.period_month desc, outcome_results.created_at desc
