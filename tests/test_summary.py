@@ -1,6 +1,9 @@
-"""The run summary's revenue line: the latest closed month of marts.fct_revenue_monthly."""
+"""The run summary's business lines: the latest closed month of marts.fct_revenue_monthly, and the run date's
+status mix and status changes from marts.fct_health_scores."""
 
 from __future__ import annotations
+
+from datetime import date
 
 import psycopg
 
@@ -25,3 +28,39 @@ def test_revenue_line_shows_the_latest_month(warehouse_url):
 
 def test_no_revenue_line_before_the_mart_exists(warehouse_url):
     assert "Revenue" not in format_summary(run_summary(warehouse_url, "no-such-run"))
+
+
+HEALTH_ROWS = """
+    create schema if not exists marts;
+    create table marts.fct_health_scores (
+        company_id text, score_date date, health_status text, status_transition text,
+        is_low_coverage boolean, override_status text);
+    insert into marts.fct_health_scores values
+        ('a', '2026-11-19', 'Green', null, false, null),
+        ('b', '2026-11-19', 'Green', null, false, null),
+        ('c', '2026-11-19', 'Yellow', null, false, null),
+        ('a', '2026-11-20', 'Green', null, false, null),
+        ('b', '2026-11-20', 'Yellow', 'Green→Yellow', false, null),
+        ('c', '2026-11-20', 'Red', 'Yellow→Red', true, 'Red'),
+        ('d', '2026-11-20', 'Red', null, false, null);
+"""
+
+
+def test_health_lines_show_the_run_dates_mix_and_changes(warehouse_url):
+    with psycopg.connect(warehouse_url, autocommit=True) as connection:
+        connection.execute(HEALTH_ROWS)
+    latest = format_summary(run_summary(warehouse_url, "no-such-run"))
+    assert ("Health, 2026-11-20 (marts.fct_health_scores): 4 companies: Green 1 (25.0%), Yellow 1 (25.0%), "
+            "Red 2 (50.0%); 1 with low coverage, 1 overridden by a CSM") in latest
+    assert "  status changes that day: Green→Yellow 1, Yellow→Red 1" in latest
+
+    rerun = format_summary(run_summary(warehouse_url, "no-such-run", run_date=date(2026, 11, 19)))
+    assert ("Health, 2026-11-19 (marts.fct_health_scores): 3 companies: Green 2 (66.7%), Yellow 1 (33.3%), "
+            "Red 0 (0.0%)\n  status changes that day: none") in rerun
+
+
+def test_no_health_line_before_the_mart_exists_or_for_a_day_without_scores(warehouse_url):
+    assert "Health" not in format_summary(run_summary(warehouse_url, "no-such-run"))
+    with psycopg.connect(warehouse_url, autocommit=True) as connection:
+        connection.execute(HEALTH_ROWS)
+    assert "Health" not in format_summary(run_summary(warehouse_url, "no-such-run", run_date=date(2026, 11, 21)))

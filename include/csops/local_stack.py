@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from csops import settings
+from csops.dbt_docs import cosmos_docs_projects
 from csops.local_postgres import LocalPostgres
 from csops.sandbox.board.server import BoardSandbox
 from csops.sandbox.salesforce.server import SalesforceSandbox
@@ -134,6 +135,8 @@ def airflow_environment(stack: Stack, **extra: str) -> dict[str, str]:
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         # Cosmos phones home with usage metrics unless told not to; this machine may have no internet.
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        # The dbt docs site cs_daily publishes, served by the UI ("dbt Docs" in its menu).
+        "AIRFLOW__COSMOS__DBT_DOCS_PROJECTS": cosmos_docs_projects(),
         **stack.airflow_connections(),
         **dbt_environment(stack.warehouse_url),
         **extra,

@@ -84,6 +84,11 @@ def world_dir() -> Path:
     return Path(os.environ.get("CS_WORLD_DIR", local_dir() / "world")).resolve()
 
 
+def dbt_docs_dir() -> Path:
+    """Where cs_daily publishes the dbt docs site the Airflow UI serves (CS_DBT_DOCS_DIR; default .local/dbt-docs)."""
+    return Path(os.environ.get("CS_DBT_DOCS_DIR", local_dir() / "dbt-docs")).resolve()
+
+
 def dbt_project_dir() -> Path:
     """The dbt project: CS_DBT_PROJECT_DIR when set (an image installs the package into site-packages, away
     from the project), else the checkout's dbt_project/."""

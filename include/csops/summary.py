@@ -8,6 +8,7 @@ so `csops run` (and anyone later) can print the same account of the run.
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import psycopg
 from psycopg.rows import dict_row, tuple_row
@@ -17,6 +18,7 @@ TEST_TYPES = ("test", "unit_test")
 FAILED_TASK_STATES = ("failed",)
 NOT_RUN_TASK_STATES = ("upstream_failed",)
 FAILED_NODE_STATUSES = ("error", "fail", "runtime error")
+HEALTH_STATUSES = ("Green", "Yellow", "Red")
 # The Airflow task that loads each source's tables.
 LOAD_TASKS = {"nexpro": "nexpro_extract.load_table", "salesforce": "salesforce_extract.load_object",
               "board": "board_extract.load_resource"}
@@ -75,9 +77,11 @@ def store_summary(warehouse_url: str, run_id: str, summary: dict, text: str) -> 
             "created_at = now()", (run_id, json.dumps(summary, default=str), text))
 
 
-def run_summary(warehouse_url: str, run_id: str, task_states: dict[str, str] | None = None) -> dict:
+def run_summary(warehouse_url: str, run_id: str, task_states: dict[str, str] | None = None,
+                run_date: date | None = None) -> dict:
     """The run's account. `task_states` (task id -> Airflow state) names failed tasks the ops tables
-    cannot know about, such as a task that failed before it reached the warehouse."""
+    cannot know about, such as a task that failed before it reached the warehouse. `run_date` is the
+    business date the run built; the health lines are that day's (the latest scored day without it)."""
     with psycopg.connect(warehouse_url, row_factory=dict_row) as connection:
         loads = []
         if table_exists(connection, "ops.extract_runs"):
@@ -106,6 +110,8 @@ def run_summary(warehouse_url: str, run_id: str, task_states: dict[str, str] | N
             revenue = connection.execute(
                 "select month_start, closing_mrr, customers_at_end, nrr, grr, nrr_t12m, grr_t12m "
                 "from marts.fct_revenue_monthly order by month_start desc limit 1").fetchone()
+        health = health_of_the_day(connection, run_date) if table_exists(connection, "marts.fct_health_scores") \
+            else None
     models = [node for node in dbt if node["resource_type"] in MODEL_TYPES]
     tests = [node for node in dbt if node["resource_type"] in TEST_TYPES]
     sources = [node for node in dbt if node["resource_type"] == "source"]
@@ -137,6 +143,7 @@ def run_summary(warehouse_url: str, run_id: str, task_states: dict[str, str] | N
                       for source in sorted({load["source_name"] for load in loads if load["api_calls"]})},
         "identity_issues": identity_issues,
         "revenue": revenue,
+        "health": health,
         "files": [load for load in loads if load["source_name"].startswith("csv:")],
         "rows_quarantined": sum(load["rows_quarantined"] for load in loads),
         "files_rejected": [load["source_name"].removeprefix("csv:") for load in loads if load["status"] == "rejected"],
@@ -149,6 +156,45 @@ def run_summary(warehouse_url: str, run_id: str, task_states: dict[str, str] | N
         "tests_warned": [node["node_name"] for node in tests if node["status"] == "warn"],
         "tests_failed": [node["node_name"] for node in tests if node["status"] not in ("pass", "warn")],
     }
+
+
+def health_of_the_day(connection: psycopg.Connection, run_date: date | None) -> dict | None:
+    """The day's status mix and transitions from marts.fct_health_scores, or None if the day has no scores."""
+    score_date = run_date or connection.execute(
+        "select max(score_date) as score_date from marts.fct_health_scores").fetchone()["score_date"]
+    statuses = connection.execute(
+        """
+        select health_status, count(*) as companies, count(*) filter (where is_low_coverage) as low_coverage,
+            count(*) filter (where override_status is not null) as overridden
+        from marts.fct_health_scores where score_date = %s group by health_status
+        """, (score_date,)).fetchall()
+    if not statuses:
+        return None
+    transitions = connection.execute(
+        """
+        select status_transition, count(*) as companies from marts.fct_health_scores
+        where score_date = %s and status_transition is not null
+        group by status_transition order by count(*) desc, status_transition
+        """, (score_date,)).fetchall()
+    return {
+        "score_date": score_date,
+        "statuses": {row["health_status"]: row["companies"] for row in statuses},
+        "low_coverage": sum(row["low_coverage"] for row in statuses),
+        "overridden": sum(row["overridden"] for row in statuses),
+        "transitions": {row["status_transition"]: row["companies"] for row in transitions},
+    }
+
+
+def format_health(health: dict) -> list[str]:
+    total = sum(health["statuses"].values())
+    mix = ", ".join(f"{status} {health['statuses'].get(status, 0):,} "
+                    f"({health['statuses'].get(status, 0) / total:.1%})" for status in HEALTH_STATUSES)
+    notes = [f"{health[key]:,} {words}" for key, words in (("low_coverage", "with low coverage"),
+                                                            ("overridden", "overridden by a CSM")) if health[key]]
+    transitions = ", ".join(f"{transition} {count:,}" for transition, count in health["transitions"].items())
+    return [f"Health, {health['score_date']:%Y-%m-%d} (marts.fct_health_scores): {total:,} companies: {mix}"
+            + (f"; {', '.join(notes)}" if notes else ""),
+            f"  status changes that day: {transitions or 'none'}"]
 
 
 def format_summary(summary: dict) -> str:
@@ -195,6 +241,8 @@ def format_summary(summary: dict) -> str:
                      f"MRR ¥{revenue['closing_mrr']:,.0f} from {revenue['customers_at_end']:,} customers; "
                      f"NRR {percent(revenue['nrr'])}, GRR {percent(revenue['grr'])} in the month; "
                      f"trailing 12 months NRR {percent(revenue['nrr_t12m'])}, GRR {percent(revenue['grr_t12m'])}")
+    if summary["health"]:
+        lines += format_health(summary["health"])
     lines.append(f"dbt: {summary['models_succeeded']} models/seeds built, {summary['tests_passed']} tests passed"
                  + (f", {len(summary['tests_warned'])} warned" if summary["tests_warned"] else ""))
     if summary["models_failed"]:

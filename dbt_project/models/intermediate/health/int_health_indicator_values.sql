@@ -1,0 +1,292 @@
+{#
+    One row per company per score date (int_health_customer_days) with the value of every health-score
+    indicator as of that date. Only facts dated on or before the date count:
+
+    - usage (login days, webinars held, feature depth, attendee trend): the tenant's row of
+      fct_tenant_daily_usage for the date; null for a company without a tenant;
+    - goal achievement: the goals active that day (start date <= day <= end date, created by then, and not
+      cancelled by then), each with its latest result whose period began on or before the day and which
+      was entered by then; each rate capped at 100%, averaged over the goals with a result (fraction);
+    - touchpoints: distinct business dates with a task completed, an event held or a meeting note dated
+      within the trailing 30 and 60 days;
+    - key persons: contacts flagged Key_Person__c, created by then and active that day (a contact now
+      inactive was active until its last change);
+    - renewal: the account's renewal date moved by whole years to the first date after the day, and the
+      whole months from the day to it.
+
+    Salesforce-based values are null for a company without an account; a company with an account and no
+    activity or key person has zeros.
+#}
+
+with
+
+customer_days as (
+
+    select * from {{ ref('int_health_customer_days') }}
+
+),
+
+tenant_days as (
+
+    select * from {{ ref('fct_tenant_daily_usage') }}
+
+),
+
+accounts as (
+
+    select * from {{ ref('stg_salesforce__accounts') }}
+
+),
+
+contacts as (
+
+    select * from {{ ref('stg_salesforce__contacts') }}
+
+),
+
+tasks as (
+
+    select * from {{ ref('stg_salesforce__tasks') }}
+
+),
+
+events as (
+
+    select * from {{ ref('stg_salesforce__events') }}
+
+),
+
+meeting_notes as (
+
+    select * from {{ ref('stg_salesforce__meeting_notes') }}
+
+),
+
+outcome_goals as (
+
+    select * from {{ ref('stg_salesforce__outcome_goals') }}
+
+),
+
+outcome_results as (
+
+    select * from {{ ref('stg_salesforce__outcome_results') }}
+
+),
+
+-- one row per account and business date with at least one touchpoint
+touch_dates as (
+
+    select
+        account_id,
+        coalesce({{ to_business_date('completed_at') }}, activity_date) as touch_date
+    from tasks
+    where is_completed
+    union
+    select
+        account_id,
+        activity_date as touch_date
+    from events
+    union
+    select
+        account_id,
+        meeting_date as touch_date
+    from meeting_notes
+
+),
+
+touchpoints as (
+
+    select
+        customer_days.company_id,
+        customer_days.score_date,
+        count(distinct touch_dates.touch_date) filter (
+            where touch_dates.touch_date > customer_days.score_date - 30
+        ) as touchpoints_30d,
+        count(distinct touch_dates.touch_date) as touchpoints_60d
+    from customer_days
+    inner join touch_dates
+        on customer_days.account_id = touch_dates.account_id
+        and touch_dates.touch_date <= customer_days.score_date
+        and touch_dates.touch_date > customer_days.score_date - 60
+    group by customer_days.company_id, customer_days.score_date
+
+),
+
+key_persons as (
+
+    select
+        customer_days.company_id,
+        customer_days.score_date,
+        count(*) as key_persons
+    from customer_days
+    inner join contacts
+        on customer_days.account_id = contacts.account_id
+        and {{ to_business_date('contacts.created_at') }} <= customer_days.score_date
+        and (contacts.is_active or {{ to_business_date('contacts.updated_at') }} > customer_days.score_date)
+    where contacts.is_key_person
+    group by customer_days.company_id, customer_days.score_date
+
+),
+
+active_goals as (
+
+    select
+        customer_days.company_id,
+        customer_days.score_date,
+        outcome_goals.outcome_goal_id
+    from customer_days
+    inner join outcome_goals
+        on customer_days.account_id = outcome_goals.account_id
+        and outcome_goals.start_date <= customer_days.score_date
+        and outcome_goals.end_date >= customer_days.score_date
+        and {{ to_business_date('outcome_goals.created_at') }} <= customer_days.score_date
+        and (
+            outcome_goals.goal_status is distinct from 'Cancelled'
+            or {{ to_business_date('outcome_goals.updated_at') }} > customer_days.score_date
+        )
+
+),
+
+latest_goal_results as (
+
+    select distinct on (active_goals.company_id, active_goals.score_date, active_goals.outcome_goal_id)
+        active_goals.company_id,
+        active_goals.score_date,
+        active_goals.outcome_goal_id,
+        outcome_results.achievement_rate_pct
+    from active_goals
+    left join outcome_results
+        on active_goals.outcome_goal_id = outcome_results.outcome_goal_id
+        and outcome_results.period_month <= active_goals.score_date
+        and {{ to_business_date('outcome_results.created_at') }} <= active_goals.score_date
+        and outcome_results.achievement_rate_pct is not null
+    order by
+        active_goals.company_id,
+        active_goals.score_date,
+        active_goals.outcome_goal_id,
+        outcome_results.period_month desc nulls last,
+        outcome_results.created_at desc
+
+),
+
+goal_achievement as (
+
+    select
+        company_id,
+        score_date,
+        count(*) as active_goals,
+        count(achievement_rate_pct) as goals_with_result,
+        -- least() would turn a goal without a result (null) into 100
+        avg(case when achievement_rate_pct is not null then least(achievement_rate_pct, 100) end) / 100
+            as goal_achievement_rate
+    from latest_goal_results
+    group by company_id, score_date
+
+),
+
+renewals as (
+
+    select
+        customer_days.company_id,
+        customer_days.score_date,
+        -- the renewal date moved by whole years so that it falls in the year after score_date
+        accounts.renewal_date + make_interval(years => cast(
+            extract(year from customer_days.score_date) - extract(year from accounts.renewal_date)
+            + case
+                when (accounts.renewal_date + make_interval(years => cast(
+                    extract(year from customer_days.score_date) - extract(year from accounts.renewal_date) as integer
+                ))) <= customer_days.score_date then 1
+                else 0
+            end
+            as integer
+        )) as next_renewal_date
+    from customer_days
+    inner join accounts
+        on customer_days.account_id = accounts.account_id
+    where accounts.renewal_date is not null
+
+),
+
+renewal_months as (
+
+    select
+        company_id,
+        score_date,
+        next_renewal_date,
+        -- whole months m with score_date + m months <= next_renewal_date
+        months_apart - case
+            when score_date + make_interval(months => months_apart) > next_renewal_date then 1
+            else 0
+        end as months_to_renewal
+    from (
+        select
+            company_id,
+            score_date,
+            cast(next_renewal_date as date) as next_renewal_date,
+            cast(
+                12 * (extract(year from next_renewal_date) - extract(year from score_date))
+                + extract(month from next_renewal_date) - extract(month from score_date)
+                as integer
+            ) as months_apart
+        from renewals
+    ) as renewals_with_months
+
+),
+
+final as (
+
+    select
+        -- keys
+        cast(customer_days.company_id as text) as company_id,
+        cast(customer_days.account_id as text) as account_id,
+        cast(customer_days.tenant_id as bigint) as tenant_id,
+        cast(customer_days.csm_user_id as text) as csm_user_id,
+        cast(customer_days.score_date as date) as score_date,
+
+        -- usage
+        cast(tenant_days.login_days_30d as integer) as login_days_30d,
+        cast(tenant_days.webinars_held_30d as integer) as webinars_held_30d,
+        cast(tenant_days.feature_depth_tier_30d as text) as feature_depth_tier_30d,
+        cast(tenant_days.feature_depth_rank_30d as integer) as feature_depth_rank_30d,
+
+        -- outcome
+        cast(goal_achievement.active_goals as integer) as active_goals,
+        cast(goal_achievement.goals_with_result as integer) as goals_with_result,
+        cast(goal_achievement.goal_achievement_rate as numeric(8, 4)) as goal_achievement_rate,
+        cast(tenant_days.attendees_30d as integer) as attendees_30d,
+        cast(tenant_days.attendees_prior_90d as integer) as attendees_prior_90d,
+        cast(tenant_days.attendee_trend_ratio as numeric(12, 4)) as attendee_trend_ratio,
+
+        -- relationship: zeros for an account without activity, null without an account
+        cast(case when customer_days.account_id is not null then coalesce(touchpoints.touchpoints_30d, 0) end as integer)
+            as touchpoints_30d,
+        cast(case when customer_days.account_id is not null then coalesce(touchpoints.touchpoints_60d, 0) end as integer)
+            as touchpoints_60d,
+        cast(case when customer_days.account_id is not null then coalesce(key_persons.key_persons, 0) end as integer)
+            as key_persons,
+
+        -- contract
+        cast(renewal_months.next_renewal_date as date) as next_renewal_date,
+        cast(renewal_months.months_to_renewal as integer) as months_to_renewal
+
+    from customer_days
+    left join tenant_days
+        on customer_days.tenant_id = tenant_days.tenant_id
+        and customer_days.score_date = tenant_days.usage_date
+    left join goal_achievement
+        on customer_days.company_id = goal_achievement.company_id
+        and customer_days.score_date = goal_achievement.score_date
+    left join touchpoints
+        on customer_days.company_id = touchpoints.company_id
+        and customer_days.score_date = touchpoints.score_date
+    left join key_persons
+        on customer_days.company_id = key_persons.company_id
+        and customer_days.score_date = key_persons.score_date
+    left join renewal_months
+        on customer_days.company_id = renewal_months.company_id
+        and customer_days.score_date = renewal_months.score_date
+
+)
+
+select * from final
