@@ -246,6 +246,20 @@ def test_targets_switch_with_the_programme_year(warehouse, tmp_path):
     assert (march["programme_year"], march["target"], march["is_on_target"]) == (None, None, None)
 
 
+def test_green_and_red_ratio_are_the_status_mix_of_the_months_last_scored_day(warehouse):
+    last_day = rows(warehouse, "select max(score_date) from marts.fct_health_scores where score_date <= %s",
+                    (OCTOBER[1],))[0][0]
+    assert last_day == OCTOBER[1]
+    statuses = [status for (status,) in rows(
+        warehouse, "select health_status from marts.fct_health_scores where score_date = %s "
+                   "and health_status is not null", (last_day,))]
+    green, red = kpi(warehouse, "green_ratio"), kpi(warehouse, "red_ratio")
+    assert (green["numerator"], green["denominator"]) == (statuses.count("Green"), len(statuses))
+    assert (red["numerator"], red["denominator"]) == (statuses.count("Red"), len(statuses))
+    assert green["target"] == Decimal("0.5") and red["target"] == Decimal("0.05")  # Year 1; Red's standing figure
+    assert red["is_on_target"] is (red["actual"] <= Decimal("0.05"))
+
+
 # --- Signals ------------------------------------------------------------------------------------------------
 
 
@@ -327,6 +341,23 @@ def test_key_person_lost_starts_on_the_day_the_contact_was_made_inactive(warehou
         found = rows(warehouse, "select started_on, as_of_date from marts.fct_company_signals "
                                 "where company_id = %s and signal_key = 'key_person_lost'", (company_id,))
         assert found == ([] if expected is None else [(expected, as_of)]), as_of
+
+
+def test_renewal_soon_while_not_green_follows_the_health_history(warehouse):
+    """Renewal less than 90 days away while Yellow or Red, day by day from fct_health_scores; started_on is the
+    first day of the current run."""
+    holding = defaultdict(set)
+    for company, day in rows(warehouse, """
+            select company_id, score_date from marts.fct_health_scores
+            where health_status in ('Yellow', 'Red') and next_renewal_date >= score_date
+                and next_renewal_date - score_date < 90"""):
+        holding[company].add(day)
+    active = {company: started for (company, key), (_kind, started, _detail) in signals(warehouse).items()
+              if key == "renewal_soon_not_green"}
+    assert active, "the test world has a customer renewing soon that is not Green"
+    assert set(active) == {company for company, days in holding.items() if RUN_DATE in days}
+    for company, started in active.items():
+        assert started == run_start(holding[company], RUN_DATE), company
 
 
 # --- The seeds' own checks ----------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
     numerator and denominator. Months run through the last closed month (the month before run_date's), like
     the revenue marts. The revenue KPIs cover every closed month of fct_revenue_monthly; the leading
     indicators cover the months from the first month of the recorded product history (its first month may be
-    partial). Salesforce data completeness is known only as of the run date and is reported on the last
+    partial); Green and Red ratio the months with health scores, as of their last scored day. Salesforce data completeness is known only as of the run date and is reported on the last
     closed month. "Customers" of a month are the companies with MRR in it (board), so a company missing from
     Salesforce or Nexpro still counts, against the rate.
 #}
@@ -86,6 +86,12 @@ usages as (
 
 ),
 
+health_scores as (
+
+    select * from {{ ref('fct_health_scores') }}
+
+),
+
 product_history as (
 
     select min(usage_date) as recorded_from
@@ -156,6 +162,34 @@ paid_services as (
         count(*) over twelve_months as months_in_window
     from revenue
     window twelve_months as (order by month_start rows between 11 preceding and current row)
+
+),
+
+-- Green and Red ratio: the status mix on the month's last scored day
+last_scored_days as (
+
+    select
+        months.month_start,
+        max(health_scores.score_date) as score_date
+    from months
+    inner join health_scores
+        on health_scores.score_date between months.month_start and months.month_end
+    group by months.month_start
+
+),
+
+status_mix as (
+
+    select
+        last_scored_days.month_start,
+        count(case when health_scores.health_status = 'Green' then 1 end) as green,
+        count(case when health_scores.health_status = 'Red' then 1 end) as red,
+        count(*) as with_status
+    from last_scored_days
+    inner join health_scores
+        on last_scored_days.score_date = health_scores.score_date
+    where health_scores.health_status is not null
+    group by last_scored_days.month_start
 
 ),
 
@@ -417,6 +451,10 @@ usage_auto_sync as (
 ratios as (
 
     select month_start, kpi_key, numerator, denominator from revenue_kpis
+    union all
+    select month_start, 'green_ratio', green, with_status from status_mix
+    union all
+    select month_start, 'red_ratio', red, with_status from status_mix
     union all
     select month_start, 'onboarding_completion_rate', numerator, denominator from onboarding_completion
     union all

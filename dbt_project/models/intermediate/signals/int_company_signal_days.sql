@@ -77,6 +77,12 @@ onboarding as (
 
 ),
 
+health_scores as (
+
+    select * from {{ ref('fct_health_scores') }}
+
+),
+
 signal_rules as (
 
     select * from {{ ref('signal_rules') }}
@@ -292,6 +298,26 @@ nps_promoter as (
 
 ),
 
+-- the next renewal is less than threshold days away and the health status is Yellow or Red
+renewal_soon_not_green as (
+
+    select
+        health_scores.company_id,
+        health_scores.score_date as signal_date,
+        'renewal on ' || health_scores.next_renewal_date || ', in '
+            || (health_scores.next_renewal_date - health_scores.score_date) || ' days; health '
+            || health_scores.health_status || ' (total ' || health_scores.total_score || ')' as detail
+    from health_scores
+    inner join signal_days
+        on health_scores.score_date = signal_days.signal_date
+    inner join signal_rules
+        on signal_rules.signal_key = 'renewal_soon_not_green'
+    where health_scores.health_status in ('Yellow', 'Red')
+        and health_scores.next_renewal_date >= health_scores.score_date
+        and health_scores.next_renewal_date - health_scores.score_date < signal_rules.threshold
+
+),
+
 -- key-person contacts made inactive within the window. Salesforce keeps only a contact's current state, so
 -- the day it was made inactive is its last modification.
 key_persons_lost as (
@@ -415,6 +441,8 @@ all_signal_days as (
     select company_id, signal_date, 'feature_heavy_use', detail from feature_heavy_use
     union all
     select company_id, signal_date, 'nps_promoter', detail from nps_promoter
+    union all
+    select company_id, signal_date, 'renewal_soon_not_green', detail from renewal_soon_not_green
     union all
     select company_id, signal_date, 'key_person_lost', detail from key_person_lost
     union all
