@@ -150,21 +150,24 @@ def test_history_columns_agree_with_the_previous_scored_date(built_warehouse):
         previous[row["company_id"]] = row
 
 
-def test_the_shipped_override_is_in_force_and_kept_in_its_history(built_warehouse):
+def test_the_shipped_overrides_apply_within_their_dates_and_are_kept_in_their_history(built_warehouse):
     warehouse, _completed, _results = built_warehouse
-    override = read_csv(SEEDS / "health" / "health_status_overrides.csv")[0]
-    rows = mart_rows(warehouse, "company_id = %s", (override["company_id"],))
-    assert rows, "the example override names a company of the test world"
-    for row in rows:
-        in_force = override["set_on"] <= row["score_date"].isoformat() <= override["expires_on"]
-        assert row["override_status"] == (override["status"] if in_force else None)
-        assert row["health_status"] == (override["status"] if in_force else row["computed_status"])
-    with psycopg.connect(warehouse) as connection:
-        history = connection.execute("select company_id, override_status, is_active, computed_status_on_set_on "
-                                     "from marts.fct_health_status_overrides").fetchall()
-    assert history[0][:3] == (override["company_id"], override["status"],
-                              override["set_on"] <= RUN_DATE.isoformat() <= override["expires_on"])
-    assert history[0][3] in ("Green", "Yellow", "Red"), "what the override overrode, on the day it was set"
+    overrides = read_csv(SEEDS / "health" / "health_status_overrides.csv")
+    assert overrides
+    for override in overrides:
+        rows = mart_rows(warehouse, "company_id = %s", (override["company_id"],))
+        assert rows, f"the example override names {override['company_id']}, a customer of the test world"
+        for row in rows:
+            in_force = override["set_on"] <= row["score_date"].isoformat() <= override["expires_on"]
+            assert row["override_status"] == (override["status"] if in_force else None)
+            assert row["health_status"] == (override["status"] if in_force else row["computed_status"])
+        with psycopg.connect(warehouse) as connection:
+            history = connection.execute(
+                "select override_status, is_active, computed_status_on_set_on from marts.fct_health_status_overrides "
+                "where company_id = %s and set_on = %s", (override["company_id"], override["set_on"])).fetchall()
+        assert history == [(override["status"], override["set_on"] <= RUN_DATE.isoformat() <= override["expires_on"],
+                            next(row["computed_status"] for row in rows if row["score_date"].isoformat()
+                                 == override["set_on"]))]
 
 
 def test_rebuilding_a_past_date_rewrites_that_date_only_with_the_same_rows(built_warehouse, dbt_target):

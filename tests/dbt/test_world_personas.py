@@ -68,8 +68,8 @@ def test_a_churn_bound_company_is_red_in_the_weeks_before_it_churns(built_wareho
     for company in plan_companies(TEST_WORLD):
         if company.persona != "churn_bound" or company.cancelled_on is None:
             continue
-        # the weeks before its last day of service, or before the end of the data if it cancels after that
-        last = min(company.cancelled_on, RUN_DATE)
+        # the weeks before its last day of service; for a company leaving after the end, those of them scored
+        last = company.cancelled_on
         days = by_company.get(f"nexpro:{company.nexpro_tenant_id}", {})
         weeks = [status for day, status in days.items() if last - timedelta(WEEKS_BEFORE_CHURN) < day <= last]
         if weeks:

@@ -8,12 +8,12 @@ contract start, renewals around anniversaries, upsells and cross-sells), CS acti
 It follows the world's lifecycle. Every deal carries `Service_Start_Date__c`, when its revenue starts
 (the contract start for New, the renewal date for Renewal, the plan change for an upgrade; a proposal
 starts when it closes). A cancelling company gives notice: its renewal deal for `cancelled_on` goes
-Closed Lost about 30 days before it (by the world's end date at the latest), its key persons leave and
-the CSM's touches stop over its last 60 days, and the Account becomes 'Former Customer' on
-`cancelled_on`. A reactivation is a New deal won on `reactivated_on`, and the Account is a 'Customer'
-again with a new contract start and renewal date. An upgrade is won a week before it starts (so one
-starting just after the end date is "won, not yet started"); plan changes, up or down, move the
-Account's Annual_Contract_Value__c and Tier__c on the day they happen (`world.plan_on`).
+Closed Lost about 30 days before it (by the world's end date at the latest), the CSM's touches stop
+over its last 90 days (nobody answers), its key persons leave 55 to 30 days before its last day, and the
+Account becomes 'Former Customer' on `cancelled_on`. A reactivation is a New deal won on `reactivated_on`,
+and the Account is a 'Customer' again with a new contract start and renewal date. An upgrade is won a week
+before it starts (so one starting just after the end date is "won, not yet started"); plan changes, up or
+down, move the Account's Annual_Contract_Value__c and Tier__c on the day they happen (`world.plan_on`).
 
 Every record is planned as a timeline: the moment it was created and the changes it went through later
 (a task completed on its due date, a deal closing, a key person leaving, a renewal date rolling over).
@@ -111,7 +111,10 @@ TOUCH_RATES = {"thriving": 0.28, "expanding": 0.28, "steady": 0.13, "declining":
                "onboarding_stalled": 0.8}
 TIER_TOUCH = {"Tier 1": 1.3, "Tier 2": 1.0, "Tier 3": 0.6}
 ONBOARDING_BURST_DAYS = 14
-QUIET_DAYS = 60  # a cancelling company goes quiet (and loses key persons) over its last 60 days of service
+QUIET_DAYS = 60  # a cancelling company loses its key persons over its last 60 days of service
+# A cancelling company stops answering its CSM this long before its last day: no completed touchpoint in its
+# last 90 days, so by the weeks before it leaves it has had none in 60 days (the health score's Red).
+UNANSWERED_DAYS = 90
 RENEWAL_LEAD_DAYS = 90  # a renewal deal is opened this long before the renewal date
 NOTICE_DAYS = 30  # a cancelling company gives notice (its renewal deal is lost) this long before its last day
 # Expansion proposals a business day, and the share of them won: (rate, win rate, share that are upsells).
@@ -401,9 +404,10 @@ def notice_day(world: World, company: Company) -> date:
 
 
 def quiet(company: Company, day: date) -> bool:
-    """In a cancelling company's last 60 days of service: key persons leave, nobody answers the CSM."""
+    """In a cancelling company's last 90 days of service: nobody answers the CSM (and over the last 60 its
+    key persons leave)."""
     return (company.cancelled_on is not None
-            and company.cancelled_on - timedelta(days=QUIET_DAYS - 1) <= day <= company.cancelled_on)
+            and company.cancelled_on - timedelta(days=UNANSWERED_DAYS - 1) <= day <= company.cancelled_on)
 
 
 def account_timeline(company: Company, book: Book, tenant_id: int | None, board_id: int | None,
@@ -517,7 +521,8 @@ def plan_contacts(world: World, book: Book, rng: random.Random) -> list[Record]:
         created_on = signed - timedelta(days=50) + timedelta(days=index * 7 + rng.randint(0, 6))
         left_on = None
         if company.cancelled_on is not None and 0 < index < key_persons:  # all key persons but one leave
-            left_on = company.cancelled_on - timedelta(days=rng.randint(5, QUIET_DAYS - 5))
+            # champions leave before the company gives notice (about 30 days before its last day)
+            left_on = company.cancelled_on - timedelta(days=rng.randint(QUIET_DAYS // 2, QUIET_DAYS - 5))
         title, department = CONTACT_ROLES[index % len(CONTACT_ROLES)]
         plan = ContactPlan(f"contact:{company.company_key}:{index + 1}", created_on, left_on, rng.choice(SURNAMES),
                            rng.choice(GIVEN_NAMES), f"contact{index + 1}@{company.company_key.lower()}.example.jp",
