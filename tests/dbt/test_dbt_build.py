@@ -28,8 +28,11 @@ def test_build_is_green_with_data_and_unit_tests(built_warehouse):
     assert completed.returncode == 0, completed.stdout[-6000:]
     kinds = {result["unique_id"].split(".")[0] for result in results}
     assert {"model", "test", "unit_test", "seed"} <= kinds
-    assert all(result["status"] in ("success", "pass") for result in results), [
-        (result["unique_id"], result["status"]) for result in results if result["status"] not in ("success", "pass")]
+    # an exposure (a dashboard) has nothing to build: dbt build reports it as no-op
+    failed = [(result["unique_id"], result["status"]) for result in results
+              if result["status"] not in ("success", "pass")
+              and not (result["unique_id"].startswith("exposure.") and result["status"] == "no-op")]
+    assert not failed, failed
 
 
 def test_results_are_recorded_for_the_run_summary(built_warehouse):
