@@ -103,7 +103,13 @@ def test_the_dbt_build_reports_nodes_done_as_it_goes():
                       f".......... [PASS in 0.5s] [cosmos.operators._watcher.base] loc=base.py:227")
         progress.feed(f"2026-11-24T18:06:{number:02}Z [info     ] 18:06:{number:02}  {number + 1} of 316 START "
                       f"test x .......... [RUN] [cosmos.operators._watcher.base] loc=base.py:227")
-    assert messages == ["▸ dbt", "  … dbt: 1 task started, 4 of 316 dbt nodes done, 16s"]
+    # Neither the on-run-end hook's line nor the JSON lines a failed build's error repeats count.
+    progress.feed("2026-11-24T18:06:30Z [info     ] 18:06:30  1 of 1 OK hook: csops.on-run-end.0 ....... [OK in 0.2s]")
+    progress.feed('{"data": {}, "info": {"msg": "7 of 316 OK created sql view model staging.stg_a"}}')
+    now[0] = 40.0
+    progress.feed("2026-11-24T18:06:40Z [info     ] 18:06:40  7 of 316 PASS not_null_x ....... [PASS in 0.2s]")
+    assert messages == ["▸ dbt", "  … dbt: 1 task started, 4 of 316 dbt nodes done, 16s",
+                        "  … dbt: 1 task started, 7 of 316 dbt nodes done, 40s"]
 
 
 def test_a_long_stage_reports_progress_now_and_then():

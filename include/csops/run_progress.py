@@ -24,8 +24,9 @@ TASK_RUNNING = re.compile(r"\[DAG TEST\] running task <TaskInstance: \S+ \S+ (?:
                           r".*ti_id=(?P<ti>[0-9a-f-]+)>")
 STATE_UPDATED = re.compile(r"Task instance state updated .*new_state=(?P<state>\w+).*ti_id=(?P<ti>[0-9a-f-]+)")
 TABLE_LOADED = re.compile(r"\S+: (?:full|incremental) load, (?P<read>\d+) read")
-# dbt's line for a node it has finished: "12 of 316 OK created sql view model …", "40 of 316 FAIL 3 …".
-DBT_NODE_DONE = re.compile(r"\b(?P<done>\d+) of (?P<total>\d+) (?:OK|PASS|WARN|ERROR|FAIL|SKIP)\b")
+# dbt's line for a node it has finished: "12 of 316 OK created sql view model …", "40 of 316 FAIL 3 …"; not its
+# hooks' ("1 of 1 OK hook: …"), nor its JSON log lines, which a failed build's error repeats.
+DBT_NODE_DONE = re.compile(r"^[^{].*\b(?P<done>\d+) of (?P<total>\d+) (?:OK|PASS|WARN|ERROR|FAIL|SKIP)\b(?! hook:)")
 PROGRESS_EVERY_SECONDS = 15.0
 FAILED_STATES = ("failed", "up_for_retry")
 

@@ -147,7 +147,9 @@ def run_summary(warehouse_url: str, run_id: str, task_states: dict[str, str] | N
         "models_failed": [node["node_name"] for node in models if node["status"] != "success"],
         "tests_passed": sum(node["status"] == "pass" for node in tests),
         "tests_warned": [node["node_name"] for node in tests if node["status"] == "warn"],
-        "tests_failed": [node["node_name"] for node in tests if node["status"] not in ("pass", "warn")],
+        "tests_failed": [node["node_name"] for node in tests if node["status"] not in ("pass", "warn", "skipped")],
+        # dbt build skips everything downstream of a failure, the tests of what it did not build included.
+        "tests_skipped": sum(node["status"] == "skipped" for node in tests),
     }
 
 
@@ -201,4 +203,6 @@ def format_summary(summary: dict) -> str:
         lines.append(f"  models not built: {', '.join(summary['models_failed'])}")
     if summary["tests_failed"]:
         lines.append(f"  tests failed: {', '.join(summary['tests_failed'])}")
+    if summary["tests_skipped"]:
+        lines.append(f"  tests not run, their models not built: {summary['tests_skipped']}")
     return "\n".join(lines)
