@@ -253,6 +253,19 @@ def cs_daily():
         if node.resource_type == DbtResourceType.MODEL and node.fqn[1] == "marts":
             model_task(dbt, node.name).outlets = [mart_asset(node.name)]
 
+    # A failed build hands over to the model tasks, but not every node has one (a test of no model): the run fails
+    # on any model or test whose latest result in it failed, once the model tasks, retries included, are done.
+    @task(task_group=dbt, trigger_rule=TriggerRule.ALL_DONE, retries=0)
+    def nodes_passed() -> None:
+        from csops.summary import failed_dbt_nodes
+
+        failed = failed_dbt_nodes(postgres_conninfo(settings.WAREHOUSE_CONN_ID), get_current_context()["run_id"])
+        if failed:
+            raise RuntimeError(f"{len(failed)} dbt node(s) failed: "
+                               + "; ".join(f"{failure['what']}: {failure['error']}" for failure in failed))
+
+    list(dbt.get_leaves()) >> nodes_passed()
+
     # A teardown: runs once everything upstream is done, whatever its outcome, and does not count
     # towards the run's state, so a run whose loads failed still fails after being summarized.
     @teardown

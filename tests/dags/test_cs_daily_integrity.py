@@ -142,6 +142,14 @@ def test_the_build_hands_its_results_over_on_its_retry_and_never_builds_twice(da
     assert model_run.retries == dag.default_args["retries"], "a failed model's task retries that model alone"
 
 
+def test_the_run_fails_on_any_failed_dbt_node_once_the_model_tasks_are_done(dag):
+    gate = dag.get_task("dbt.nodes_passed")
+    dbt_tasks = {task.task_id for task in dag.tasks if task.task_id.startswith("dbt.")} - {gate.task_id}
+    assert ancestors(dag, gate.task_id) >= dbt_tasks, "after every dbt task"
+    assert gate.trigger_rule == "all_done" and gate.retries == 0
+    assert not gate.is_teardown, "its failure fails the run"
+
+
 def test_tests_run_in_the_build_and_a_models_tests_hold_back_what_uses_it(dag, manifest):
     producer = dag.get_task(PRODUCER)
     assert "--resource-type" not in (producer.dbt_cmd_flags or []), "dbt build runs the tests too"
