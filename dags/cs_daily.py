@@ -24,9 +24,14 @@ date rebuilds that date's mart rows and leaves later dates as they are.
    load stops cleanly and resumes next run. (The revenue marts built on it come next.)
 4. **source_freshness** — `dbt source freshness`: how long ago the loader last succeeded for each table.
    Runs even when a load failed, which is when it matters.
-5. **dbt** — the dbt project through Cosmos: one task per model/seed, each running `dbt build` for that
-   node (the model, then its tests). Results land in `ops.dbt_node_results`. Each mart's task updates
-   the mart's Asset (`csops.marts.<model>`), which downstream DAGs can be scheduled on.
+5. **dbt** — the dbt project through Cosmos's watcher mode: `dbt_producer_watcher` runs one `dbt build`
+   of every seed, model and test (4 at a time); then a task per model and seed (`<model>.run`) and per
+   model's tests (`<model>.test`) reports its result from that build, in the models' order, and fails when
+   its node failed (dbt skips what is downstream of a failure; here it is `upstream_failed`). A failed
+   build's retry runs no dbt: it hands its results over to those tasks, and a failed one's retry runs its
+   model alone. `nodes_passed` runs last and fails the run on any failed model or test. Results land in
+   `ops.dbt_node_results`. The task that finishes a mart (its tests') updates the mart's Asset
+   (`csops.marts.<model>`), which downstream DAGs can be scheduled on.
 6. **summarize** — always runs, whatever happened upstream (a teardown task, so the run still fails when
    something failed): what failed first (task, table, error), then rows loaded, deleted and quarantined
    per table, rejected files, stale sources, models and tests. Stored in `ops.run_summaries`.
@@ -253,9 +258,10 @@ def cs_daily():
         if node.resource_type == DbtResourceType.MODEL and node.fqn[1] == "marts":
             model_task(dbt, node.name).outlets = [mart_asset(node.name)]
 
-    # A failed build hands over to the model tasks, but not every node has one (a test of no model): the run fails
-    # on any model or test whose latest result in it failed, once the model tasks, retries included, are done.
-    @task(task_group=dbt, trigger_rule=TriggerRule.ALL_DONE, retries=0)
+    # A failed build hands over to the model tasks, but not every node has one (a test of no model): once every
+    # model task passed (retries included), the run still fails on any model or test whose latest result failed.
+    # (When a model task failed or a load did, this is `upstream_failed`, which fails the run.)
+    @task(task_group=dbt, trigger_rule=TriggerRule.NONE_FAILED, retries=0)
     def nodes_passed() -> None:
         from csops.summary import failed_dbt_nodes
 

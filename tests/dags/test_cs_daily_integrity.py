@@ -146,8 +146,10 @@ def test_the_run_fails_on_any_failed_dbt_node_once_the_model_tasks_are_done(dag)
     gate = dag.get_task("dbt.nodes_passed")
     dbt_tasks = {task.task_id for task in dag.tasks if task.task_id.startswith("dbt.")} - {gate.task_id}
     assert ancestors(dag, gate.task_id) >= dbt_tasks, "after every dbt task"
-    assert gate.trigger_rule == "all_done" and gate.retries == 0
+    assert gate.trigger_rule == "none_failed" and gate.retries == 0
     assert not gate.is_teardown, "its failure fails the run"
+    assert dag.get_task("summarize").upstream_task_ids == {gate.task_id, "source_freshness"}, \
+        "the last task the run's state depends on: after a failed load it is upstream_failed, so the run fails"
 
 
 def test_tests_run_in_the_build_and_a_models_tests_hold_back_what_uses_it(dag, manifest):
