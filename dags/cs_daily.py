@@ -24,9 +24,14 @@ date rebuilds that date's mart rows and leaves later dates as they are.
    load stops cleanly and resumes next run. (The revenue marts built on it come next.)
 4. **source_freshness** — `dbt source freshness`: how long ago the loader last succeeded for each table.
    Runs even when a load failed, which is when it matters.
-5. **dbt** — the dbt project through Cosmos: one task per model/seed, each running `dbt build` for that
-   node (the model, then its tests). Results land in `ops.dbt_node_results`. Each mart's task updates
-   the mart's Asset (`csops.marts.<model>`), which downstream DAGs can be scheduled on.
+5. **dbt** — the dbt project through Cosmos's watcher mode: `dbt_producer_watcher` runs one `dbt build`
+   of every seed, model and test (4 at a time); then a task per model and seed (`<model>.run`) and per
+   model's tests (`<model>.test`) reports its result from that build, in the models' order, and fails when
+   its node failed (dbt skips what is downstream of a failure; here it is `upstream_failed`). A failed
+   build's retry runs no dbt: it hands its results over to those tasks, and a failed one's retry runs its
+   model alone. `nodes_passed` runs last and fails the run on any failed model or test. Results land in
+   `ops.dbt_node_results`. The task that finishes a mart (its tests') updates the mart's Asset
+   (`csops.marts.<model>`), which downstream DAGs can be scheduled on.
 6. **summarize** — always runs, whatever happened upstream (a teardown task, so the run still fails when
    something failed): what failed first (task, table, error), then rows loaded, deleted and quarantined
    per table, rejected files, stale sources, models and tests. Stored in `ops.run_summaries`.
@@ -45,12 +50,22 @@ the local sandbox); `board_default` (the board API: base URL as host, token as p
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task, task_group, teardown
+from airflow.sdk import Param, TriggerRule, dag, get_current_context, task, task_group, teardown
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import DbtResourceType, InvocationMode, LoadMode, TestBehavior
+from cosmos.constants import (
+    PRODUCER_WATCHER_TASK_ID,
+    DbtResourceType,
+    ExecutionMode,
+    InvocationMode,
+    LoadMode,
+    TestBehavior,
+)
 from cosmos.operators.local import DbtSourceLocalOperator
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
@@ -68,19 +83,31 @@ if not DBT_MANIFEST.exists():
         f"{DBT_MANIFEST} is missing: cs_daily's dbt tasks are rendered from it. Create it with `make manifest` "
         f"(or `dbt parse --project-dir {DBT_PROJECT} --profiles-dir {DBT_PROJECT}`; no database needed); "
         f"`make install`, `csops run` and the Docker image build do it for you.")
+# The one `dbt build` of a run builds this many models at a time (the warehouse does the work), as a process
+# of its own: the dbt installed beside this Python, else the one on PATH.
+DBT_THREADS = int(os.environ.get("CS_DBT_THREADS", "4"))
+DBT_BESIDE_PYTHON = Path(sys.executable).parent / "dbt"
+DBT_EXECUTABLE = str(DBT_BESIDE_PYTHON) if DBT_BESIDE_PYTHON.exists() else shutil.which("dbt") or "dbt"
 # A run triggered through the REST API may have no logical date: then the moment it was asked to run.
 RUN_DATE = "{{ run_date_for(dag_run.logical_date or dag_run.run_after) }}"
 PROFILE = ProfileConfig(
     profile_name="csops",
     target_name="airflow",
     profile_mapping=PostgresUserPasswordProfileMapping(
-        conn_id=settings.WAREHOUSE_CONN_ID, profile_args={"schema": "analytics"}),
+        conn_id=settings.WAREHOUSE_CONN_ID, profile_args={"schema": "analytics", "threads": DBT_THREADS}),
 )
 DBT_ARGS = {
     "install_deps": False,
     "vars": {"run_date": RUN_DATE},
     "env": {"CS_AIRFLOW_RUN_ID": "{{ run_id }}"},
 }
+
+
+def model_task(group: DbtTaskGroup, model: str):
+    """The task that finishes a model: the one reporting its tests, or its own when it has none."""
+    prefix = f"{group.group_id}.{model}"
+    tested = group.children.get(prefix)
+    return tested.children[f"{prefix}.test"] if tested else group.children[f"{prefix}_run"]
 
 
 @dag(
@@ -195,13 +222,23 @@ def cs_daily():
         group_id="dbt",
         project_config=ProjectConfig(dbt_project_path=DBT_PROJECT, manifest_path=DBT_MANIFEST),
         profile_config=PROFILE,
-        execution_config=ExecutionConfig(invocation_mode=InvocationMode.DBT_RUNNER),
+        # One `dbt build` of the whole project (the producer task) and, per model and seed, a task that reports
+        # its result (and one for its tests) as it arrives.
+        execution_config=ExecutionConfig(
+            execution_mode=ExecutionMode.WATCHER,
+            invocation_mode=InvocationMode.SUBPROCESS,
+            dbt_executable_path=DBT_EXECUTABLE,
+            # The producer's retry never runs dbt again: it hands the node results it got over to the model
+            # tasks, which then show which model or test failed, and retry that one alone.
+            setup_operator_args={"retries": 1, "retry_delay": timedelta(0)},
+        ),
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
-            test_behavior=TestBehavior.BUILD,
-            # A relationships test reads two models; run it once both are built, as its own task.
-            should_detach_multiple_parents_tests=True,
-            # The on-run-end hook runs inside every dbt invocation; it is not a task of its own.
+            # dbt build runs each model's tests right after it and skips what is downstream of a failure; in
+            # Airflow a model's tests are a task after the model's (a relationships test counts for both models).
+            test_behavior=TestBehavior.AFTER_EACH,
+            should_detach_multiple_parents_tests=False,
+            # The on-run-end hook runs once at the end of the build; it is not a task of its own.
             exclude=["resource_type:operation"],
             # Cosmos would emit an Asset per model, at run time, named after the warehouse's host and port;
             # the DAG declares its own mart Assets instead (mart_asset), registered when the DAG is parsed.
@@ -209,9 +246,31 @@ def cs_daily():
         ),
         operator_args={**DBT_ARGS, "full_refresh": "{{ params.rebuild_marts }}"},
     )
+    producer = dbt.children[f"dbt.{PRODUCER_WATCHER_TASK_ID}"]
+    # The model tasks start once the build is over and read its results. (Started alongside it, they would wait
+    # for results that `airflow dags test`, running one task at a time, would never produce.) A failed build
+    # hands its results over on its retry; when a load failed, the build and its tasks do not run.
+    for root in dbt.get_roots():
+        if root is not producer:
+            producer >> root
+            root.trigger_rule = TriggerRule.NONE_FAILED
     for node in dbt.dbt_graph.filtered_nodes.values():
         if node.resource_type == DbtResourceType.MODEL and node.fqn[1] == "marts":
-            dbt.children[f"dbt.{node.name}_model_build"].outlets = [mart_asset(node.name)]
+            model_task(dbt, node.name).outlets = [mart_asset(node.name)]
+
+    # A failed build hands over to the model tasks, but not every node has one (a test of no model): once every
+    # model task passed (retries included), the run still fails on any model or test whose latest result failed.
+    # (When a model task failed or a load did, this is `upstream_failed`, which fails the run.)
+    @task(task_group=dbt, trigger_rule=TriggerRule.NONE_FAILED, retries=0)
+    def nodes_passed() -> None:
+        from csops.summary import failed_dbt_nodes
+
+        failed = failed_dbt_nodes(postgres_conninfo(settings.WAREHOUSE_CONN_ID), get_current_context()["run_id"])
+        if failed:
+            raise RuntimeError(f"{len(failed)} dbt node(s) failed: "
+                               + "; ".join(f"{failure['what']}: {failure['error']}" for failure in failed))
+
+    list(dbt.get_leaves()) >> nodes_passed()
 
     # A teardown: runs once everything upstream is done, whatever its outcome, and does not count
     # towards the run's state, so a run whose loads failed still fails after being summarized.

@@ -88,6 +88,9 @@ def test_first_run_loads_builds_and_summarises(first_run, environment, local_dir
             freshness = connection.execute("select count(*) filter (where status = 'pass'), count(*) "
                                            "from ops.dbt_node_results where resource_type = 'source'").fetchone()
             assert freshness == (27, 27), "source_freshness ran as part of the DAG"
+            builds = connection.execute("select count(distinct invocation_id), count(*) from ops.dbt_node_results "
+                                        "where resource_type <> 'source'").fetchone()
+            assert builds[0] == 1 and builds[1] > 100, "one dbt build built every model and ran every test"
     finally:
         server.stop()
 
@@ -96,11 +99,14 @@ def test_the_run_prints_a_short_account_and_keeps_the_full_logs_in_a_file(first_
     assert first_run.count("Rows loaded") == 1, "the summary is printed once"
     assert "▸ extract" in first_run and "✓ extract: 27 tasks" in first_run
     assert "✓ dbt:" in first_run and "✓ source_freshness: 1 task" in first_run
+    assert first_run.count("▸ dbt") == 1, "dbt is one stage, wherever source_freshness ran"
     assert len(first_run.splitlines()) < 80, "no task logs on the console"
     [log_file] = (local_dir / "logs").glob("run-*.log")
     assert str(log_file) in first_run, "the console names the log file"
     full = log_file.read_text()
-    assert "[DAG TEST] starting task_id=dbt.fct_tenant_daily_usage_model_build" in full
+    assert "[DAG TEST] starting task_id=dbt.dbt_producer_watcher " in full, "the one dbt build"
+    assert "[DAG TEST] starting task_id=dbt.fct_tenant_daily_usage.run" in full, "the mart's task"
+    assert "[DAG TEST] starting task_id=dbt.fct_tenant_daily_usage.test" in full, "its tests' task"
     assert "URIs validation rules changed" not in full and "inactive AssetModel" not in full, \
         "Assets are declared the Airflow 3 way, so Cosmos's URI warnings are gone"
 
@@ -130,6 +136,41 @@ def test_second_run_reuses_everything_and_changes_nothing(first_run, environment
             and mode == "full"]
         assert len(loads) == 26
         assert mart_rows(server) == before
+    finally:
+        server.stop()
+
+
+def test_a_failing_dbt_test_fails_the_run_names_the_test_and_holds_back_what_depends_on_it(
+        first_run, environment, local_dir):
+    """Runs after the second run: it gives the source a plan without its webinar limit, which staging tests."""
+    server = LocalPostgres(local_dir / "postgres", int(environment["CS_LOCAL_PG_PORT"]))
+    server.start()
+    with psycopg.connect(server.url("nexpro"), autocommit=True) as connection:
+        connection.execute("alter table plans alter column webinars_per_month_limit drop not null")
+        connection.execute("update plans set webinars_per_month_limit = null "
+                           "where plan_id = (select min(plan_id) from plans)")
+    server.stop()
+
+    output = csops_run(environment, expect_success=False)
+
+    assert "✗ dbt.stg_nexpro__plans.test failed" in output, "the failing test's task, as it fails"
+    summary = output[output.rindex("\nRun "):]
+    failed = summary[summary.index("FAILED ("):summary.index("Rows loaded")]
+    assert "dbt [test not_null_stg_nexpro__plans_webinars_per_month_limit]: Got 1 result" in failed
+    assert "Not run because something upstream failed" in summary
+    models_not_built = next(line for line in summary.splitlines() if line.startswith("  models not built: "))
+    assert "fct_tenant_daily_usage" in models_not_built, "dbt build skipped what depends on the failing test"
+    assert "  tests not run, their models not built: " in summary
+    assert "stg_nexpro__plans" not in models_not_built
+    server.start()
+    try:
+        with psycopg.connect(server.url("warehouse")) as connection:
+            run_id = connection.execute("select airflow_run_id from ops.dbt_node_results "
+                                        "order by recorded_at desc limit 1").fetchone()[0]
+            builds = connection.execute("select count(distinct invocation_id) from ops.dbt_node_results "
+                                        "where airflow_run_id = %s and resource_type <> 'source'",
+                                        (run_id,)).fetchone()[0]
+        assert builds == 1, "the build's retry handed its results over; it did not build again"
     finally:
         server.stop()
 

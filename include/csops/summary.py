@@ -77,6 +77,31 @@ def store_summary(warehouse_url: str, run_id: str, summary: dict, text: str) -> 
             "created_at = now()", (run_id, json.dumps(summary, default=str), text))
 
 
+def dbt_results(connection: psycopg.Connection, run_id: str) -> list[dict]:
+    """Each dbt node's latest result in the run: a model or test retried on its own counts as its retry."""
+    if not table_exists(connection, "ops.dbt_node_results"):
+        return []
+    return connection.cursor(row_factory=dict_row).execute(
+        """
+        select distinct on (unique_id) resource_type, node_name, status, message
+        from ops.dbt_node_results where airflow_run_id = %s
+        order by unique_id, recorded_at desc
+        """, (run_id,)).fetchall()
+
+
+def dbt_failures(results: list[dict]) -> list[dict]:
+    """The models and tests that failed (stale sources are reported apart)."""
+    return [{"task": "dbt", "what": f"{node['resource_type']} {node['node_name']}",
+             "error": (node["message"] or node["status"]).strip()}
+            for node in results if node["status"] in FAILED_NODE_STATUSES and node["resource_type"] != "source"]
+
+
+def failed_dbt_nodes(warehouse_url: str, run_id: str) -> list[dict]:
+    """The run's models and tests whose latest result failed, whichever Airflow task ran them."""
+    with psycopg.connect(warehouse_url) as connection:
+        return dbt_failures(dbt_results(connection, run_id))
+
+
 def run_summary(warehouse_url: str, run_id: str, task_states: dict[str, str] | None = None,
                 run_date: date | None = None) -> dict:
     """The run's account. `task_states` (task id -> Airflow state) names failed tasks the ops tables
@@ -92,14 +117,7 @@ def run_summary(warehouse_url: str, run_id: str, task_states: dict[str, str] | N
                 from ops.extract_runs where run_id = %s
                 order by status = 'succeeded', source_name, table_name
                 """, (run_id,)).fetchall()
-        dbt = []
-        if table_exists(connection, "ops.dbt_node_results"):
-            dbt = connection.execute(
-                """
-                select distinct on (unique_id) resource_type, node_name, status, message
-                from ops.dbt_node_results where airflow_run_id = %s
-                order by unique_id, recorded_at desc
-                """, (run_id,)).fetchall()
+        dbt = dbt_results(connection, run_id)
         identity_issues = {}
         if table_exists(connection, "marts.dq_identity_issues"):
             identity_issues = {row["issue_type"]: row["issues"] for row in connection.execute(
@@ -122,10 +140,7 @@ def run_summary(warehouse_url: str, run_id: str, task_states: dict[str, str] | N
             failures.append({"task": LOAD_TASKS.get(load["source_name"], f"{load['source_name']}_extract"),
                              "what": load["table_name"],
                              "error": load["error"]})
-    for node in dbt:
-        if node["status"] in FAILED_NODE_STATUSES and node["resource_type"] != "source":
-            failures.append({"task": "dbt", "what": f"{node['resource_type']} {node['node_name']}",
-                             "error": (node["message"] or node["status"]).strip()})
+    failures += dbt_failures(dbt)
     explained = {failure["task"] for failure in failures}
     states = task_states or {}
     for task_id, state in sorted(states.items()):
@@ -154,7 +169,9 @@ def run_summary(warehouse_url: str, run_id: str, task_states: dict[str, str] | N
         "models_failed": [node["node_name"] for node in models if node["status"] != "success"],
         "tests_passed": sum(node["status"] == "pass" for node in tests),
         "tests_warned": [node["node_name"] for node in tests if node["status"] == "warn"],
-        "tests_failed": [node["node_name"] for node in tests if node["status"] not in ("pass", "warn")],
+        "tests_failed": [node["node_name"] for node in tests if node["status"] not in ("pass", "warn", "skipped")],
+        # dbt build skips everything downstream of a failure, the tests of what it did not build included.
+        "tests_skipped": sum(node["status"] == "skipped" for node in tests),
     }
 
 
@@ -249,4 +266,8 @@ def format_summary(summary: dict) -> str:
         lines.append(f"  models not built: {', '.join(summary['models_failed'])}")
     if summary["tests_failed"]:
         lines.append(f"  tests failed: {', '.join(summary['tests_failed'])}")
+    if summary["tests_skipped"]:
+        lines.append(f"  tests not run, their models not built: {summary['tests_skipped']}")
+    if summary["tests_skipped"]:
+        lines.append(f"  tests not run, their models not built: {summary['tests_skipped']}")
     return "\n".join(lines)

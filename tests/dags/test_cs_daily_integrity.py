@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import subprocess
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pendulum
@@ -27,6 +28,7 @@ def manifest() -> dict:
 
 
 RUN_DATE = "{{ run_date_for(dag_run.logical_date or dag_run.run_after) }}"
+PRODUCER = "dbt.dbt_producer_watcher"
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +87,7 @@ def test_the_run_computes_the_previous_tokyo_day(dag):
     just_after_midnight = pendulum.datetime(2026, 11, 20, 15, 5, tz="UTC")  # 00:05 on the 21st in Tokyo
     assert render(just_after_midnight) == "2026-11-20"
     assert render(None, run_after=morning_run) == "2026-11-20", "a run triggered with no logical date"
-    dbt_task = next(task for task in dag.tasks if task.task_id.startswith("dbt."))
-    assert dbt_task.vars == {"run_date": RUN_DATE}
+    assert dag.get_task(PRODUCER).vars == {"run_date": RUN_DATE}
 
 
 def test_schedule_and_defaults(dag):
@@ -96,23 +97,80 @@ def test_schedule_and_defaults(dag):
     assert dag.default_args["retries"] >= 1
 
 
-def test_every_dbt_model_is_a_task_after_the_extract(dag, manifest):
-    models = {node["name"] for node in manifest["nodes"].values() if node["resource_type"] == "model"}
+def ancestors(dag, task_id: str) -> set[str]:
+    found, todo = set(), [task_id]
+    while todo:
+        for upstream in dag.get_task(todo.pop()).upstream_task_ids - found:
+            found.add(upstream)
+            todo.append(upstream)
+    return found
+
+
+def model_task_ids(task_ids, name: str) -> list[str]:
+    """A model's (or seed's) tasks: `dbt.<name>_run`, or `dbt.<name>.run` then `dbt.<name>.test` when it has tests."""
+    return [task_id for task_id in (f"dbt.{name}_run", f"dbt.{name}_seed", f"dbt.{name}.run", f"dbt.{name}.seed",
+                                    f"dbt.{name}.test") if task_id in task_ids]
+
+
+def test_one_dbt_build_after_the_extract_then_a_task_per_model(dag, manifest):
+    producer = dag.get_task(PRODUCER)
+    assert type(producer).__name__ == "DbtProducerWatcherOperator" and producer.base_cmd == ["build"]
+    assert producer.full_refresh == "{{ params.rebuild_marts }}", "rebuild_marts is the build's --full-refresh"
+    assert producer.exclude == "resource_type:operation" and not producer.select, "the whole project, in one build"
+    assert producer.upstream_task_ids == {"nexpro_extract.load_csv_inbox", "salesforce_extract.load_object",
+                                          "board_extract.load_resource"}
     task_ids = set(dag.task_ids)
-    for model in models:
-        assert f"dbt.{model}_model_build" in task_ids or any(t.startswith(f"dbt.{model}.") for t in task_ids), model
-    extract = dag.get_task("nexpro_extract.load_csv_inbox")
-    first_dbt_tasks = [task for task in dag.tasks if task.task_id.startswith("dbt.")
-                       and not any(up.startswith("dbt.") for up in task.upstream_task_ids)]
-    assert first_dbt_tasks, "the dbt group has entry tasks"
-    for task in first_dbt_tasks:
-        assert extract.task_id in task.upstream_task_ids
+    nodes = [node for node in manifest["nodes"].values() if node["resource_type"] in ("model", "seed")]
+    assert nodes
+    for node in nodes:
+        tasks = model_task_ids(task_ids, node["name"])
+        assert tasks, f"{node['name']} has a task"
+        for task_id in tasks:
+            task = dag.get_task(task_id)
+            assert type(task).__name__.endswith("WatcherOperator"), "it reports the build's result, runs no dbt"
+            assert PRODUCER in ancestors(dag, task_id), \
+                f"{task_id} starts after the build: `airflow dags test` runs one task at a time"
+    first = [task for task in dag.tasks if task.task_id.startswith("dbt.") and PRODUCER in task.upstream_task_ids]
+    assert first and all(task.trigger_rule == "none_failed" for task in first), \
+        "they read the results of a build that failed (handed over on its retry), not of one that never ran"
 
 
-def test_relationship_tests_run_after_both_models(dag):
-    detached = [task for task in dag.tasks if task.task_id.startswith("dbt.") and "relationships" in task.task_id]
-    for task in detached:
-        assert len(task.upstream_task_ids) >= 2, task.task_id
+def test_the_build_hands_its_results_over_on_its_retry_and_never_builds_twice(dag):
+    producer = dag.get_task(PRODUCER)
+    assert producer.retries == 1 and producer.retry_delay == timedelta(0)
+    model_run = next(task for task in dag.tasks if task.task_id.endswith(".run"))
+    assert model_run.retries == dag.default_args["retries"], "a failed model's task retries that model alone"
+
+
+def test_the_run_fails_on_any_failed_dbt_node_once_the_model_tasks_are_done(dag):
+    gate = dag.get_task("dbt.nodes_passed")
+    dbt_tasks = {task.task_id for task in dag.tasks if task.task_id.startswith("dbt.")} - {gate.task_id}
+    assert ancestors(dag, gate.task_id) >= dbt_tasks, "after every dbt task"
+    assert gate.trigger_rule == "none_failed" and gate.retries == 0
+    assert not gate.is_teardown, "its failure fails the run"
+    assert dag.get_task("summarize").upstream_task_ids == {gate.task_id, "source_freshness"}, \
+        "the last task the run's state depends on: after a failed load it is upstream_failed, so the run fails"
+
+
+def test_tests_run_in_the_build_and_a_models_tests_hold_back_what_uses_it(dag, manifest):
+    producer = dag.get_task(PRODUCER)
+    assert "--resource-type" not in (producer.dbt_cmd_flags or []), "dbt build runs the tests too"
+    tests = [node for node in manifest["nodes"].values() if node["resource_type"] == "test"]
+    relationships = [test for test in tests if len(test["depends_on"]["nodes"]) > 1]
+    assert relationships
+    for test in relationships:
+        for parent in test["depends_on"]["nodes"]:
+            assert test["unique_id"] in producer.tests_per_model[parent], \
+                "a relationships test counts for both of its models' test tasks"
+    task_ids = set(dag.task_ids)
+    for node in manifest["nodes"].values():
+        if node["resource_type"] != "model":
+            continue
+        for parent in node["depends_on"]["nodes"]:
+            parent_name = parent.split(".")[-1]
+            if f"dbt.{parent_name}.test" in task_ids:
+                assert f"dbt.{parent_name}.test" in ancestors(dag, model_task_ids(task_ids, node["name"])[0]), \
+                    f"{node['name']} waits for the tests of {parent_name}"
 
 
 def test_summarize_and_freshness_run_whatever_happened_upstream(dag):
@@ -140,9 +198,12 @@ def test_each_mart_task_publishes_its_registered_asset(dag, manifest):
     marts = [node["name"] for node in manifest["nodes"].values()
              if node["resource_type"] == "model" and node["fqn"][1] == "marts"]
     assert marts
+    task_ids = set(dag.task_ids)
     for mart in marts:
-        task = dag.get_task(f"dbt.{mart}_model_build")
-        assert task.outlets == [mart_asset(mart)], "declared at parse time, so Airflow registers the Asset"
+        *_, last = model_task_ids(task_ids, mart)
+        assert dag.get_task(last).outlets == [mart_asset(mart)], \
+            "declared at parse time, so Airflow registers the Asset; updated once the mart and its tests passed"
+    assert sum(bool(task.outlets) for task in dag.tasks) == len(marts)
     assert not any(getattr(task, "emit_datasets", False) for task in dag.tasks if task.task_id.startswith("dbt.")), \
         "Cosmos's own per-model Assets (named after the warehouse host) are off"
 
