@@ -32,9 +32,12 @@ date rebuilds that date's mart rows and leaves later dates as they are.
    model alone. `nodes_passed` runs last and fails the run on any failed model or test. Results land in
    `ops.dbt_node_results`. The task that finishes a mart (its tests') updates the mart's Asset
    (`csops.marts.<model>`), which downstream DAGs can be scheduled on.
-6. **summarize** — always runs, whatever happened upstream (a teardown task, so the run still fails when
+6. **dbt_docs** — `dbt docs generate`, published to the folder the Airflow UI serves as "dbt Docs"
+   (models, columns, tests, lineage, the dashboards' exposures, the warehouse's catalog).
+7. **summarize** — always runs, whatever happened upstream (a teardown task, so the run still fails when
    something failed): what failed first (task, table, error), then rows loaded, deleted and quarantined
-   per table, rejected files, stale sources, models and tests. Stored in `ops.run_summaries`.
+   per table, rejected files, stale sources, the last closed month's NRR, the run date's health mix and
+   status changes, models and tests. Stored in `ops.run_summaries`.
 
 **Params** (Trigger DAG w/ config): `full_refresh` — tables/objects to reload from scratch, or `["all"]`;
 `overlap_minutes` — how far behind the watermark incremental loads re-read (default 60).
@@ -52,7 +55,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pendulum
@@ -66,10 +69,11 @@ from cosmos.constants import (
     LoadMode,
     TestBehavior,
 )
-from cosmos.operators.local import DbtSourceLocalOperator
+from cosmos.operators.local import DbtDocsLocalOperator, DbtSourceLocalOperator
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
 from csops import settings
+from csops.dbt_docs import publish_docs
 from csops.extract.board_resources import BOARD_RESOURCES
 from csops.extract.nexpro_tables import NEXPRO_TABLES, RAW_SCHEMA, SOURCE_NAME
 from csops.extract.salesforce_objects import SALESFORCE_OBJECTS
@@ -272,17 +276,32 @@ def cs_daily():
 
     list(dbt.get_leaves()) >> nodes_passed()
 
+    # The warehouse's docs site (models, columns, tests, lineage, the dashboards' exposures and the tables'
+    # catalog), published for the Airflow UI's "dbt Docs" page. It runs once the build is over, whatever its
+    # outcome (the site then shows what the warehouse holds), beside the model tasks: a leaf of its own, so its
+    # success never hides their failure.
+    dbt_docs = DbtDocsLocalOperator(
+        task_id="dbt_docs",
+        project_dir=DBT_PROJECT,
+        profile_config=PROFILE,
+        invocation_mode=InvocationMode.SUBPROCESS,
+        dbt_executable_path=DBT_EXECUTABLE,
+        callback=publish_docs,
+        trigger_rule=TriggerRule.ALL_DONE,
+        **DBT_ARGS,
+    )
+
     # A teardown: runs once everything upstream is done, whatever its outcome, and does not count
     # towards the run's state, so a run whose loads failed still fails after being summarized.
     @teardown
-    def summarize() -> dict:
+    def summarize(run_date: str) -> dict:
         from csops.summary import format_summary, run_summary, store_summary
 
         context = get_current_context()
         run_id = context["run_id"]
         task_states = context["ti"].get_task_states(dag_id=context["dag"].dag_id, run_ids=[run_id]).get(run_id, {})
         warehouse = postgres_conninfo(settings.WAREHOUSE_CONN_ID)
-        summary = run_summary(warehouse, run_id, task_states=task_states)
+        summary = run_summary(warehouse, run_id, task_states=task_states, run_date=date.fromisoformat(run_date))
         text = format_summary(summary)
         store_summary(warehouse, run_id, summary, text)
         print(text)
@@ -291,7 +310,8 @@ def cs_daily():
     extracts = [nexpro_extract(), salesforce_extract(), board_extract()]
     for extract in extracts:
         extract >> [source_freshness, dbt]
-    [source_freshness, dbt] >> summarize()
+    producer >> dbt_docs
+    [source_freshness, dbt, dbt_docs] >> summarize(RUN_DATE)
 
 
 cs_daily()

@@ -6,6 +6,7 @@ the world, loads incrementally and must leave the marts exactly as they were.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 
@@ -47,7 +48,8 @@ def csops_run(environment, expect_success=True):
 def mart_rows(server):
     with psycopg.connect(server.url("warehouse")) as connection:
         return {mart: connection.execute(f"select * from marts.{mart} order by 1, 2").fetchall()
-                for mart in ("fct_tenant_daily_usage", "fct_mrr_company_monthly", "fct_revenue_monthly")}
+                for mart in ("fct_tenant_daily_usage", "fct_mrr_company_monthly", "fct_revenue_monthly",
+                             "fct_health_scores", "fct_company_signals", "fct_kpi_monthly", "dash_customer_360")}
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +64,12 @@ def test_first_run_loads_builds_and_summarises(first_run, environment, local_dir
     assert "Identity issues (marts.dq_identity_issues): " in first_run
     assert "Revenue, 2026-10 (marts.fct_revenue_monthly): MRR ¥" in first_run, \
         "the summary reports the last closed month before the run date"
+    assert f"Health, {RUN_DATE} (marts.fct_health_scores): " in first_run and "status changes that day:" in first_run
+    site = local_dir / "dbt-docs"
+    assert (site / "index.html").is_file(), "the dbt docs site is published for the Airflow UI"
+    catalog = json.loads((site / "catalog.json").read_text())
+    assert catalog["nodes"]["model.csops.fct_health_scores"]["metadata"]["schema"] == "marts", "with the tables"
+    assert len(json.loads((site / "manifest.json").read_text())["exposures"]) == 4, "and the four dashboards"
     assert "tests passed" in first_run
     assert "make warehouse" in first_run, "the summary says how to open the marts"
     server = LocalPostgres(local_dir / "postgres", int(environment["CS_LOCAL_PG_PORT"]))

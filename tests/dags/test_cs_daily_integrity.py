@@ -148,8 +148,14 @@ def test_the_run_fails_on_any_failed_dbt_node_once_the_model_tasks_are_done(dag)
     assert ancestors(dag, gate.task_id) >= dbt_tasks, "after every dbt task"
     assert gate.trigger_rule == "none_failed" and gate.retries == 0
     assert not gate.is_teardown, "its failure fails the run"
-    assert dag.get_task("summarize").upstream_task_ids == {gate.task_id, "source_freshness"}, \
+    assert dag.get_task("summarize").upstream_task_ids == {gate.task_id, "source_freshness", "dbt_docs"}, \
         "the last task the run's state depends on: after a failed load it is upstream_failed, so the run fails"
+
+
+def test_the_docs_site_is_generated_after_the_build_whatever_its_outcome(dag):
+    docs = dag.get_task("dbt_docs")
+    assert docs.upstream_task_ids == {PRODUCER} and docs.trigger_rule == "all_done"
+    assert docs.downstream_task_ids == {"summarize"}, "a leaf beside nodes_passed: its success hides no failure"
 
 
 def test_tests_run_in_the_build_and_a_models_tests_hold_back_what_uses_it(dag, manifest):
@@ -181,7 +187,7 @@ def test_summarize_and_freshness_run_whatever_happened_upstream(dag):
         "runs whatever happened upstream, and a failed load still fails the run"
     dbt_leaves = {task.task_id for task in dag.tasks if task.task_id.startswith("dbt.")
                   and not any(down.startswith("dbt.") for down in task.downstream_task_ids)}
-    assert dbt_leaves and summarize.upstream_task_ids == dbt_leaves | {"source_freshness"}
+    assert dbt_leaves and summarize.upstream_task_ids == dbt_leaves | {"source_freshness", "dbt_docs"}
     assert freshness.upstream_task_ids == {"nexpro_extract.load_csv_inbox", "salesforce_extract.load_object",
                                            "board_extract.load_resource"}
 
