@@ -7,8 +7,8 @@
     - goal achievement: the goals active that day (start date <= day <= end date, created by then, and not
       cancelled by then), each with its latest result whose period began on or before the day and which
       was entered by then; each rate capped at 100%, averaged over the goals with a result (fraction);
-    - touchpoints: distinct business dates with a task completed, an event held or a meeting note dated
-      within the trailing 30 and 60 days;
+    - touchpoints: distinct business dates with a touchpoint (int_company_touchpoints) logged on the
+      company's account within the trailing 30 and 60 days;
     - key persons: contacts flagged Key_Person__c, created by then and active that day (a contact now
       inactive was active until its last change);
     - renewal: the account's renewal date moved by whole years to the first date after the day, and the
@@ -44,21 +44,9 @@ contacts as (
 
 ),
 
-tasks as (
+company_touchpoints as (
 
-    select * from {{ ref('stg_salesforce__tasks') }}
-
-),
-
-events as (
-
-    select * from {{ ref('stg_salesforce__events') }}
-
-),
-
-meeting_notes as (
-
-    select * from {{ ref('stg_salesforce__meeting_notes') }}
+    select * from {{ ref('int_company_touchpoints') }}
 
 ),
 
@@ -74,41 +62,20 @@ outcome_results as (
 
 ),
 
--- one row per account and business date with at least one touchpoint
-touch_dates as (
-
-    select
-        account_id,
-        coalesce({{ to_business_date('completed_at') }}, activity_date) as touch_date
-    from tasks
-    where is_completed
-    union
-    select
-        account_id,
-        activity_date as touch_date
-    from events
-    union
-    select
-        account_id,
-        meeting_date as touch_date
-    from meeting_notes
-
-),
-
 touchpoints as (
 
     select
         customer_days.company_id,
         customer_days.score_date,
-        count(distinct touch_dates.touch_date) filter (
-            where touch_dates.touch_date > customer_days.score_date - 30
+        count(distinct company_touchpoints.touch_date) filter (
+            where company_touchpoints.touch_date > customer_days.score_date - 30
         ) as touchpoints_30d,
-        count(distinct touch_dates.touch_date) as touchpoints_60d
+        count(distinct company_touchpoints.touch_date) as touchpoints_60d
     from customer_days
-    inner join touch_dates
-        on customer_days.account_id = touch_dates.account_id
-        and touch_dates.touch_date <= customer_days.score_date
-        and touch_dates.touch_date > customer_days.score_date - 60
+    inner join company_touchpoints
+        on customer_days.account_id = company_touchpoints.account_id
+        and company_touchpoints.touch_date <= customer_days.score_date
+        and company_touchpoints.touch_date > customer_days.score_date - 60
     group by customer_days.company_id, customer_days.score_date
 
 ),

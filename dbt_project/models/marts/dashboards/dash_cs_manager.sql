@@ -12,37 +12,12 @@ portfolio as (
 
 ),
 
-targets as (
-
-    select * from {{ ref('kpi_targets') }}
-
-),
-
--- the run date's programme year, counted from var kpi_programme_start as fct_kpi_monthly counts it
-programme as (
-
-    select
-        case
-            when {{ dbt.date_trunc('month', run_date()) }} >= cast('{{ var("kpi_programme_start") }}' as date) then
-                cast(floor((
-                    (extract(year from {{ run_date() }}) - extract(year from cast('{{ var("kpi_programme_start") }}' as date))) * 12
-                    + extract(month from {{ run_date() }}) - extract(month from cast('{{ var("kpi_programme_start") }}' as date))
-                ) / 12) as integer) + 1
-        end as programme_year
-
-),
-
--- the target in force: the latest programme year's row up to this year, else the standing one
+-- the targets in force in the programme year of the run date's month
 targets_in_force as (
 
-    select distinct on (targets.kpi_key)
-        targets.kpi_key,
-        targets.target_value
-    from targets
-    cross join programme
-    where programme.programme_year is not null
-        and (targets.programme_year is null or targets.programme_year <= programme.programme_year)
-    order by targets.kpi_key, targets.programme_year desc nulls last
+    select *
+    from {{ ref('int_kpi_targets_in_force') }}
+    where programme_year = {{ programme_year(dbt.date_trunc('month', run_date())) }}
 
 ),
 

@@ -79,9 +79,9 @@ events as (
 
 ),
 
-meeting_notes as (
+touchpoints as (
 
-    select * from {{ ref('stg_salesforce__meeting_notes') }}
+    select * from {{ ref('int_company_touchpoints') }}
 
 ),
 
@@ -204,29 +204,14 @@ company_tasks as (
 
 ),
 
--- touchpoints, as the health score counts them: a task completed, an event held, a meeting note dated
-touch_dates as (
-
-    select account_id, coalesce({{ to_business_date('completed_at') }}, activity_date) as touch_date
-    from tasks
-    where is_completed
-    union
-    select account_id, activity_date from events
-    union
-    select account_id, meeting_date from meeting_notes
-
-),
-
+-- the latest touchpoint (a task completed, an event held, a meeting note) on or before the run date
 last_touchpoints as (
 
     select
-        account_companies.company_id,
-        max(touch_dates.touch_date) as last_touchpoint_date
-    from touch_dates
-    inner join account_companies
-        on touch_dates.account_id = account_companies.account_id
-    where touch_dates.touch_date <= {{ run_date() }}
-    group by account_companies.company_id
+        company_id,
+        max(touch_date) as last_touchpoint_date
+    from touchpoints
+    group by company_id
 
 ),
 

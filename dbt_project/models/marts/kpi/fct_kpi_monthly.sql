@@ -1,8 +1,6 @@
--- One row per closed month and KPI of the KPI tree: the actual beside the target of the month's programme
--- year. The programme year counts from var kpi_programme_start (the first month of Year 1): a month before
--- it has no target. A target row of the kpi_targets seed holds from its programme year until a later
--- year's row replaces it (so Year 3's targets stay after Year 3); a row without a year is the standing
--- target, used when no year's row applies.
+-- One row per closed month and KPI of the KPI tree: the actual beside the target in force in the month's
+-- programme year (int_kpi_targets_in_force). The programme year counts from var kpi_programme_start (the
+-- first month of Year 1): a month before it has no target.
 
 with
 
@@ -18,9 +16,9 @@ targets as (
 
 ),
 
-programme as (
+targets_in_force as (
 
-    select cast('{{ var("kpi_programme_start") }}' as date) as programme_start
+    select * from {{ ref('int_kpi_targets_in_force') }}
 
 ),
 
@@ -42,34 +40,8 @@ months_in_programme as (
 
     select
         actuals.*,
-        case
-            when actuals.month_start >= programme.programme_start then
-                cast(floor((
-                    (extract(year from actuals.month_start) - extract(year from programme.programme_start)) * 12
-                    + extract(month from actuals.month_start) - extract(month from programme.programme_start)
-                ) / 12) as integer) + 1
-        end as programme_year
+        {{ programme_year('actuals.month_start') }} as programme_year
     from actuals
-    cross join programme
-
-),
-
-target_candidates as (
-
-    -- the targets that could apply, the latest programme year first and the standing target last
-    select
-        months_in_programme.month_start,
-        months_in_programme.kpi_key,
-        targets.target_value,
-        row_number() over (
-            partition by months_in_programme.month_start, months_in_programme.kpi_key
-            order by targets.programme_year desc nulls last
-        ) as preference
-    from months_in_programme
-    inner join targets
-        on months_in_programme.kpi_key = targets.kpi_key
-        and (targets.programme_year is null or targets.programme_year <= months_in_programme.programme_year)
-    where months_in_programme.programme_year is not null
 
 ),
 
@@ -86,10 +58,10 @@ final as (
         cast(kpis.direction as text) as direction,
         cast(months_in_programme.programme_year as integer) as programme_year,
         cast(months_in_programme.actual as numeric(18,6)) as actual,
-        cast(target_candidates.target_value as numeric(18,6)) as target,
+        cast(targets_in_force.target_value as numeric(18,6)) as target,
         cast(case
-            when kpis.direction = 'at_least' then months_in_programme.actual >= target_candidates.target_value
-            when kpis.direction = 'at_most' then months_in_programme.actual <= target_candidates.target_value
+            when kpis.direction = 'at_least' then months_in_programme.actual >= targets_in_force.target_value
+            when kpis.direction = 'at_most' then months_in_programme.actual <= targets_in_force.target_value
         end as boolean) as is_on_target,
         cast(months_in_programme.numerator as numeric(18,2)) as numerator,
         cast(months_in_programme.denominator as numeric(18,2)) as denominator,
@@ -99,10 +71,9 @@ final as (
     from months_in_programme
     inner join kpis
         on months_in_programme.kpi_key = kpis.kpi_key
-    left join target_candidates
-        on months_in_programme.month_start = target_candidates.month_start
-        and months_in_programme.kpi_key = target_candidates.kpi_key
-        and target_candidates.preference = 1
+    left join targets_in_force
+        on months_in_programme.programme_year = targets_in_force.programme_year
+        and months_in_programme.kpi_key = targets_in_force.kpi_key
 
 )
 
