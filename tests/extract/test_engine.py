@@ -7,7 +7,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from csops.extract.engine import BOOKKEEPING_COLUMNS, ExtractError, SourceTable, load_table
+from csops.extract.engine import BOOKKEEPING_COLUMNS, ExtractError, SourceTable, ensure_schemas, load_table
 from csops.extract.nexpro_tables import NEXPRO_TABLES, NEXPRO_TABLES_BY_NAME, RAW_SCHEMA, SOURCE_NAME
 
 
@@ -319,3 +319,18 @@ def test_enum_and_domain_columns_load_as_their_base_types(nexpro_url, warehouse_
         nexpro_url, "(select webinar_id, tenant_id, host_user_id, title, webinar_type, status::text, "
                     "scheduled_start_at, started_at, ended_at, created_at, updated_at from webinars) as w",
         "webinar_id")
+
+
+def test_a_load_starting_beside_a_running_one_takes_no_lock_on_the_ops_tables(warehouse_url):
+    """Loads run in parallel: once the ops tables are current, preparing them must not wait for (or deadlock
+    with) a load whose transaction holds them."""
+    with psycopg.connect(warehouse_url, autocommit=True) as first:
+        ensure_schemas(first, "raw_nexpro")
+    with psycopg.connect(warehouse_url) as running, psycopg.connect(warehouse_url, autocommit=True) as starting:
+        running.execute("insert into ops.extract_watermarks (source_name, table_name, watermark) "
+                        "values ('nexpro', 'users', '2026-11-20')")
+        running.execute("lock table ops.extract_runs, ops.quarantine in row exclusive mode")
+        starting.execute("set lock_timeout = '2s'")
+        ensure_schemas(starting, "raw_nexpro", "raw_salesforce")
+        assert starting.execute("select to_regnamespace('raw_salesforce') is not null").fetchone()[0]
+        running.rollback()

@@ -252,7 +252,9 @@ def test_trigger_cs_daily_in_the_ui_and_see_it_succeed(airflow_ui, browser, api)
     while (state := api.get(run_path)["state"]) not in ("success", "failed"):
         assert time.monotonic() < deadline, f"the run is still {state} after {RUN_TIMEOUT}s"
         time.sleep(5)
-    instances = api.get(f"{run_path}/taskInstances?limit=1000")["task_instances"]
+    instances = []  # the API hands out at most 100 a page (api.maximum_page_limit)
+    while page := api.get(f"{run_path}/taskInstances?limit=100&offset={len(instances)}")["task_instances"]:
+        instances += page
     not_succeeded = [(ti["task_id"], ti["map_index"], ti["state"]) for ti in instances if ti["state"] != "success"]
     assert state == "success", f"cs_daily {run_id} {state}; tasks not succeeded: {not_succeeded}"
     assert not_succeeded == []
@@ -270,6 +272,13 @@ def test_trigger_cs_daily_in_the_ui_and_see_it_succeed(airflow_ui, browser, api)
     browser.refresh()
     wait_for(browser, lambda driver: run_id in body_text(driver) and "Success" in body_text(driver)
              and "summarize" in body_text(driver), message="the run's page shows it succeeded, with its tasks")
+
+    # The run published the warehouse's dbt docs site; the UI lists it under Browse and serves it.
+    views = [view for plugin in api.get("/api/v2/plugins")["plugins"] for view in plugin.get("external_views", [])]
+    [docs] = [view for view in views if view["name"] == "Warehouse docs (dbt)"]
+    assert docs["category"] == "Browse"
+    browser.get(airflow_ui.url + docs["href"])
+    wait_for(browser, lambda driver: "dbt Docs" in driver.title, message="the dbt docs site opens from the UI")
 
 
 def test_ctrl_c_stops_every_process_and_frees_the_port(airflow_ui):

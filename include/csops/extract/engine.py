@@ -38,6 +38,7 @@ application's longest write transaction.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -113,6 +114,8 @@ create table if not exists ops.source_columns (
     primary key (source_name, table_name, column_name)
 );
 """
+# Recorded as the ops schema's comment once the DDL above has run (see ensure_schemas).
+OPS_SCHEMA_VERSION = "csops ops " + hashlib.sha1(OPS_SCHEMA_DDL.encode()).hexdigest()[:12]
 LOADED_AT = "_loaded_at"
 DELETED_AT = "_deleted_at"
 SOURCE_FILE = "_source_file"
@@ -172,15 +175,25 @@ class LoadResult:
 
 
 def ensure_schemas(connection: psycopg.Connection, *raw_schemas: str) -> None:
-    """Create the ops tables and the given raw schemas if missing, in a short transaction of its own.
+    """Create or upgrade the ops tables, and create the given raw schemas, if missing: a short transaction.
 
-    Table loads run in parallel; the advisory lock stops two of them racing to create the same object.
+    Table loads run in parallel, and a load holds locks on the ops tables for its whole transaction. So the
+    DDL runs only when the ops schema is not at this version (its comment records the DDL's hash): its ALTERs
+    would wait for those locks and could deadlock with a running load. The advisory lock stops two loads
+    racing to create the same object; the version is read again under it.
     """
     with connection.transaction():
-        connection.execute("select pg_advisory_xact_lock(hashtext('csops.ops_schema'))")
-        connection.execute(OPS_SCHEMA_DDL)
+        if ops_schema_version(connection) != OPS_SCHEMA_VERSION:
+            connection.execute("select pg_advisory_xact_lock(hashtext('csops.ops_schema'))")
+            if ops_schema_version(connection) != OPS_SCHEMA_VERSION:
+                connection.execute(OPS_SCHEMA_DDL)
+                connection.execute(sql.SQL("comment on schema ops is {}").format(sql.Literal(OPS_SCHEMA_VERSION)))
         for schema in raw_schemas:
             connection.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
+
+
+def ops_schema_version(connection: psycopg.Connection) -> str | None:
+    return connection.execute("select obj_description(to_regnamespace('ops'), 'pg_namespace')").fetchone()[0]
 
 
 def qualified_name(connection: psycopg.Connection, schema: str, table: str) -> str:
