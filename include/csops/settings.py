@@ -68,6 +68,12 @@ def salesforce_bulk_threshold() -> int:
     return int(os.environ.get("CS_SALESFORCE_BULK_THRESHOLD", "10000"))
 
 
+def salesforce_write_bulk_threshold() -> int:
+    """Above this many records to write to one object, a Bulk API 2.0 ingest job is used instead of sObject
+    Collections (200 records per call); at 1,000 both cost about five calls (CS_SALESFORCE_WRITE_BULK_THRESHOLD)."""
+    return int(os.environ.get("CS_SALESFORCE_WRITE_BULK_THRESHOLD", "1000"))
+
+
 def salesforce_sandbox_ports() -> tuple[int, int]:
     """The local Salesforce sandbox's HTTPS port and the port of its proxy for *.salesforce.com."""
     return (int(os.environ.get("CS_SALESFORCE_PORT", "54330")),
