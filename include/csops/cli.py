@@ -259,7 +259,8 @@ def command_sandbox(arguments: argparse.Namespace) -> None:
         # A server of its own (docker compose's `sources`): no embedded server, no warehouse needed.
         build_nexpro_sandbox(configured, arguments.accounts, arguments.days, arguments.seed, end_date)
         return
-    with local_stack(salesforce=arguments.system == "salesforce", board=arguments.system == "board") as stack:
+    with local_stack(salesforce=arguments.system == "salesforce", board=arguments.system == "board",
+                     channels=False) as stack:
         world = (arguments.accounts, arguments.days, arguments.seed, end_date)
         if arguments.system == "nexpro":
             build_nexpro_sandbox(stack.nexpro_url, *world)
@@ -273,7 +274,7 @@ def command_sandbox(arguments: argparse.Namespace) -> None:
 
 
 def command_warehouse(_arguments: argparse.Namespace) -> None:
-    with local_stack(salesforce=False, board=False) as stack:
+    with local_stack(salesforce=False, board=False, channels=False) as stack:
         variables = dbt_environment(stack.warehouse_url)
         print(f"Warehouse up: host {variables['CS_WAREHOUSE_HOST']} port {variables['CS_WAREHOUSE_PORT']} "
               f"database {variables['CS_WAREHOUSE_DBNAME']} user {variables['CS_WAREHOUSE_USER']}")
