@@ -20,9 +20,14 @@ def main() -> None:
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument("--webhook-path", help="the webhook's path after /services/ (default: generated, kept in "
+                                               "the home's credentials.json)")
     arguments = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(arguments.home, ensure_credentials(arguments.home))
+    credentials = ensure_credentials(arguments.home)
+    if arguments.webhook_path:
+        credentials = {**credentials, "webhook_path": arguments.webhook_path.strip("/")}
+    app = create_app(arguments.home, credentials)
     uvicorn.run(app, host=arguments.host, port=arguments.port, log_config=None, access_log=False,
                 timeout_graceful_shutdown=5)
 
