@@ -2,9 +2,10 @@
 
     csops run [--accounts 200 --days 180 --seed 42 --date YYYY-MM-DD --full-refresh all|TABLE,... --rebuild-marts]
         The daily job on this machine: warehouse up, Nexpro, Salesforce and board sandboxes ready
-        (their history ending on the date), Airflow's `cs_daily` DAG run with `airflow dags test` as
-        the scheduled run that computes the date (default: yesterday in Tokyo, the last complete day),
-        a summary, and everything it started stopped.
+        (their history ending on the date), the mail catcher and the Slack sink up, Airflow's
+        `cs_daily` DAG run with `airflow dags test` as the scheduled run that computes the date
+        (default: yesterday in Tokyo, the last complete day), a summary, and everything it started
+        stopped.
     csops sandbox nexpro|salesforce|board --accounts N --days D --seed S [--end-date YYYY-MM-DD]
         Build (or extend) the Nexpro sandbox database and write the world manifest, or seed the
         Salesforce sandbox org or the board billing sandbox from the same world.
