@@ -10,9 +10,11 @@ INSTALLED := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sh
 run: $(INSTALLED)
 	$(VENV)/bin/csops run $(ARGS)
 
+# The suite runs on TEST_WORKERS processes (pytest-xdist); TEST_WORKERS=0 runs it in this one.
+TEST_WORKERS ?= 2
 test: $(INSTALLED)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest $(ARGS)
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup $(ARGS)
 
 install: $(INSTALLED)
 
