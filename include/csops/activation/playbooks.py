@@ -99,8 +99,11 @@ class Plan:
     already_fired: int = 0
     companies_scored: int = 0
 
-    def companies_firing(self) -> set[str]:
-        return {candidate["company_id"] for candidate in self.to_fire}
+    def companies_newly_firing(self) -> set[str]:
+        """The companies a firing goes to because of something that started on the run date (a status
+        entered, a status change, a signal that started that day)."""
+        return {candidate["company_id"] for candidate in self.to_fire
+                if candidate["trigger_started_on"] == self.run_date}
 
 
 class Senders(Protocol):
@@ -214,14 +217,13 @@ def plan_firings(connection: psycopg.Connection, run_date: date) -> Plan:
             "select count(distinct company_id) from marts.fct_health_scores where score_date = %s",
             (run_date,)).fetchone()[0]
     fired = successful_firings(connection, sorted({candidate["company_id"] for candidate in candidates}))
-    fresh = []
+    single = []
     for candidate in candidates:
         if run_date in fired.get((candidate["company_id"], candidate["playbook_key"]), []):
             plan.already_fired += 1
-        else:
-            fresh.append(candidate)
-    single = [candidate for candidate in fresh if not candidate["sequence_key"]]
-    due_steps, held = next_sequence_steps([c for c in fresh if c["sequence_key"]], fired, run_date)
+        elif not candidate["sequence_key"]:
+            single.append(candidate)
+    due_steps, held = next_sequence_steps([c for c in candidates if c["sequence_key"]], fired, run_date)
     plan.skipped += held
     for candidate in single + due_steps:
         block = cooldown_block(candidate, fired.get((candidate["company_id"], candidate["playbook_key"]), []),
@@ -276,7 +278,9 @@ def killswitch_reasons(connection: psycopg.Connection, plan: Plan, max_share: fl
     """Why the day's inputs look broken, or [] when they look sound.
 
     A source not loaded for the run date; a failed model or test in the day's dbt build (`daily_run_id`, or
-    the latest build of the date); more than `max_share` of the companies scored that day firing at once."""
+    the latest build of the date); more than `max_share` of the companies scored that day firing at once
+    because of something that started that day (a sudden change: a bad load turning half the customers Red).
+    Standing conditions (a company Red for a month) are not sudden and do not count."""
     reasons = [f"stale source: {table}" for table in stale_sources(connection, plan.run_date)]
     run_id = daily_run_id or daily_build_run_id(connection, plan.run_date)
     if run_id is None:
@@ -290,10 +294,11 @@ def killswitch_reasons(connection: psycopg.Connection, plan: Plan, max_share: fl
     if plan.companies_scored == 0:
         reasons.append(f"no company is scored on {plan.run_date} (marts.fct_health_scores)")
     else:
-        share = len(plan.companies_firing()) / plan.companies_scored
-        if share > max_share:
-            reasons.append(f"mass firing: {len(plan.companies_firing())} of {plan.companies_scored} companies "
-                           f"({share:.0%}) would get a playbook at once, above the limit of {max_share:.0%} "
+        firing = len(plan.companies_newly_firing())
+        if firing / plan.companies_scored > max_share:
+            reasons.append(f"mass firing: {firing} of {plan.companies_scored} companies "
+                           f"({firing / plan.companies_scored:.0%}) would get a playbook at once for something "
+                           f"that started on {plan.run_date}, above the limit of {max_share:.0%} "
                            f"(CS_ACTIVATION_MAX_FIRING_SHARE)")
     return reasons
 
