@@ -1,3 +1,3 @@
-"""The activation tests read the warehouse the dbt tests build from the test world (one build per session)."""
+"""The activation tests share the dbt tests' built warehouse (one per session, a copy per module)."""
 
-from tests.dbt.conftest import board, built_template, built_warehouse, dbt_target  # noqa: F401 (fixtures)
+from tests.dbt.conftest import board, built_template, built_warehouse  # noqa: F401

@@ -57,6 +57,11 @@ def warehouse(postgres, built_template) -> str:
     return create_database(postgres, "activation", template=name)
 
 
+@pytest.fixture
+def dbt_target(tmp_path) -> Path:
+    return tmp_path / "dbt-target"
+
+
 def candidates(url: str) -> list[dict]:
     with psycopg.connect(url, row_factory=dict_row) as connection:
         return connection.execute("select * from activation.playbook_candidates order by firing_key").fetchall()
@@ -246,7 +251,8 @@ def test_the_killswitch_trips_on_a_stale_source_stops_everything_and_alerts_once
     assert "Activation stopped for 2026-11-20" in alert and "salesforce.account" in alert
     [(to, template, context)] = senders.emails
     assert (to, template) == (settings.activation_ops_email(), "killswitch_alert")
-    assert context["firings_held"] == len(stopped)
+    assert context["candidate_count"] == len({row["company_id"] for row in stopped.values()})
+    assert "salesforce.account" in context["reason"]
     assert not senders.upserts and not senders.status_changes
 
     again = Recorder()

@@ -238,6 +238,22 @@ def plan_firings(connection: psycopg.Connection, run_date: date) -> Plan:
     return plan
 
 
+def activation_run_date(requested: str | None, events, logical_date, run_after) -> tuple[date, str | None]:
+    """The business date an activation run acts on, and the cs_daily run that built it (if known).
+
+    A date asked for (the `run_date` param) first; else the date the cs_daily run that updated the marts
+    computed (the triggering Asset events' source run: the same rule, `run_date_for` of its logical date);
+    else the rule applied to this run's own logical date (or the moment it was triggered)."""
+    if requested:
+        return date.fromisoformat(requested), None
+    for event in events:
+        source = event.source_dag_run
+        if source is not None:
+            moment = source.logical_date or source.run_after
+            return date.fromisoformat(settings.run_date_for(moment)), event.source_run_id
+    return date.fromisoformat(settings.run_date_for(logical_date or run_after)), None
+
+
 def business_day_end(run_date: date) -> datetime:
     """Midnight at the end of `run_date` in Tokyo: a load finished after it has the whole day."""
     return datetime.combine(run_date + timedelta(days=1), time(0), ZoneInfo(settings.BUSINESS_TIMEZONE))
@@ -369,10 +385,12 @@ def email_context(candidate: dict) -> dict:
 
 
 def status_change_row(candidate: dict) -> dict:
+    """A company's line in the day's Slack message of status changes."""
     return {"company_id": candidate["company_id"], "company_name": candidate["company_name"],
-            "account_id": candidate["account_id"], "previous_status": candidate["previous_health_status"],
-            "status": candidate["health_status"], "total_score": candidate["total_score"],
-            "reasons": candidate["top_reasons"], "csm_name": candidate["csm_name"], "tier": candidate["tier"]}
+            "previous_health_status": candidate["previous_health_status"],
+            "health_status": candidate["health_status"], "status_transition": candidate["status_transition"],
+            "top_reasons": candidate["top_reasons"], "csm_name": candidate["csm_name"],
+            "total_score": candidate["total_score"], "score_date": candidate["run_date"]}
 
 
 def fire(candidates: list[dict], senders: Senders, dry_run: bool) -> list[Firing]:
@@ -465,12 +483,14 @@ def check_and_stop(connection: psycopg.Connection, senders: Senders, run_date: d
     elif not already_sent(connection, alert_key):
         text = (f"Activation stopped for {run_date}: nothing was written back to Salesforce and no playbook fired "
                 f"({len(plan.to_fire)} firing(s) held). Why: " + "; ".join(verdict.reasons))
+        companies = len({candidate["company_id"] for candidate in plan.to_fire})
+        alert = {"playbook_key": "all", "candidate_count": companies, "run_date": run_date.isoformat(),
+                 "limit": f"{max_share:.0%} of the {plan.companies_scored} companies scored",
+                 "reason": "; ".join(verdict.reasons)}
         problems = []
         for channel, send in (("Slack", lambda: senders.post_alert(text)),
-                              ("e-mail", lambda: senders.send_email(
-                                  settings.activation_ops_email(), ALERT_PLAYBOOK,
-                                  {"run_date": run_date.isoformat(), "reasons": verdict.reasons,
-                                   "firings_held": len(plan.to_fire)}))):
+                              ("e-mail", lambda: senders.send_email(settings.activation_ops_email(),
+                                                                    ALERT_PLAYBOOK, alert))):
             try:
                 send()
             except Exception as error:
@@ -536,18 +556,28 @@ def post_digest(connection: psycopg.Connection, senders: Senders, run_date: date
 
 
 class ChannelSenders:
-    """The real channels: Salesforce through the platform's writer, e-mail and Slack through Airflow's
-    `smtp_default` and `slack_default` connections."""
+    """The real channels: Salesforce through the platform's writer (`sf`, a logged-in simple-salesforce
+    client), e-mail and Slack through Airflow's `smtp_default` and `slack_default` connections."""
 
-    def __init__(self, sf) -> None:
+    def __init__(self, sf, warehouse_url: str) -> None:
         self.sf = sf
+        self.warehouse_url = warehouse_url
 
     def upsert(self, object_name: str, records: list[dict]) -> list[tuple[bool, str]]:
         from csops.activation.salesforce_writer import upsert
 
         result = upsert(self.sf, object_name, FIRING_KEY_FIELD, records)
-        return [(outcome.success, outcome.id if outcome.success else "; ".join(map(str, outcome.errors)))
-                for outcome in result.records]
+        outcomes = {outcome.key: outcome for outcome in result.outcomes}
+        answers = []
+        for record in records:
+            outcome = outcomes.get(record[FIRING_KEY_FIELD])
+            if outcome is None:
+                answers.append((False, "Salesforce gave no answer for the record"))
+            elif outcome.success:
+                answers.append((True, outcome.record_id or ""))
+            else:
+                answers.append((False, f"{outcome.error_code}: {outcome.message}"))
+        return answers
 
     def send_email(self, to: str, template_key: str, context: dict) -> None:
         from csops.activation.channels import render_email, send_email
@@ -562,7 +592,15 @@ class ChannelSenders:
     def post_digest(self, digest: dict) -> None:
         from csops.activation.channels import daily_digest_message, post_slack
 
-        post_slack(**daily_digest_message(**digest))
+        message = daily_digest_message(self.warehouse_url, date.fromisoformat(digest["run_date"]))
+        fired = defaultdict(int)
+        for row in digest["firings"]:
+            fired[row["outcome"]] += row["firings"]
+        if fired:
+            line = "*プレイブック*: " + ", ".join(f"{outcome} {count}" for outcome, count in sorted(fired.items()))
+            message["blocks"] = [*message.get("blocks", []),
+                                 {"type": "section", "text": {"type": "mrkdwn", "text": line}}]
+        post_slack(**message)
 
     def post_alert(self, text: str) -> None:
         from csops.activation.channels import post_slack
