@@ -346,3 +346,38 @@ def test_the_seed_validation_fails_on_a_bad_row_naming_it_and_the_fix(warehouse,
 def test_the_shipped_seed_passes_its_validation(warehouse, dbt_target):
     completed = dbt(warehouse, dbt_target, "build", "--select", "path:seeds/activation", "path:tests/activation")
     assert completed.returncode == 0, completed.stdout[-3000:]
+
+
+def test_the_summary_shows_what_was_created_sent_skipped_and_stopped(warehouse):
+    from csops.summary import activation_summary, format_activation_summary
+
+    rows = candidates(warehouse)
+    with psycopg.connect(warehouse, autocommit=True) as connection:
+        run_playbooks(connection, Recorder(refuse={rows[0]["firing_key"]}), RUN_DATE, dry_run=False, run_id="first")
+    verdict = {"run_date": RUN_DATE.isoformat(), "reasons": [], "overridden": False, "tripped": False}
+    write_back = {"api_calls": 3, "stopped": None, "objects": [
+        {"object": "Account", "changed": 16, "accepted": 15, "rejected": 1}]}
+    text = format_activation_summary(activation_summary(warehouse, "first", RUN_DATE, verdict=verdict,
+                                                        write_back=write_back))
+    fired = ledger(warehouse)
+    tasks = sum(row["action"] == "salesforce_task" and row["outcome"] == "created" for row in fired.values())
+    emails = sum(row["action"] == "email" and row["outcome"] == "sent" for row in fired.values())
+    assert "Killswitch: inputs sound" in text
+    assert "Written back to Salesforce: 15 rows accepted, 1 rejected, of 16 changed (3 API calls)" in text
+    assert f"Salesforce tasks {tasks:,} created" in text and f"e-mails {emails:,} sent" in text
+    assert f"1 FAILED (a re-run tries again):\n    {rows[0]['playbook_key']} {rows[0]['company_id']}: " in text
+
+    with psycopg.connect(warehouse, autocommit=True) as connection:
+        run_playbooks(connection, Recorder(), RUN_DATE, dry_run=False, run_id="second")
+    text = format_activation_summary(activation_summary(warehouse, "second", RUN_DATE, verdict=verdict))
+    from csops.summary import ACTIVATION_ACTIONS
+
+    first = rows[0]
+    outcome = "created" if first["action"] in ("salesforce_task", "opportunity_draft") else "sent"
+    before = sum(row["outcome"] in ("sent", "created") for row in fired.values())
+    assert (f"Playbooks: {ACTIVATION_ACTIONS[first['action']]} 1 {outcome} ({before} fired for this date by an "
+            f"earlier run)") in text
+    tripped = {**verdict, "reasons": ["stale source: board.invoices never loaded successfully"], "tripped": True}
+    text = format_activation_summary(activation_summary(warehouse, "third", RUN_DATE, verdict=tripped))
+    assert ("STOPPED by the killswitch: nothing was written back or fired. Why: stale source: board.invoices "
+            "never loaded successfully") in text
