@@ -22,7 +22,7 @@ from csops.local_postgres import LocalPostgres, ensure_database
 from csops.sandbox.nexpro.generator import build_world
 from csops.sandbox.world import WorldParams
 
-pytest_plugins = ["tests.salesforce_fixtures"]
+pytest_plugins = ["tests.salesforce_fixtures", "tests.channel_fixtures"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent  # dbt, airflow and csops live beside the interpreter running the tests

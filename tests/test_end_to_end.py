@@ -15,7 +15,9 @@ import pytest
 
 from csops.local_postgres import LocalPostgres
 from csops.sandbox.board.server import BoardSandbox
+from csops.sandbox.mail.server import MailCatcher
 from csops.sandbox.salesforce.server import SalesforceSandbox
+from csops.sandbox.slack.server import SlackSink
 from tests.conftest import TEST_WORLD, VENV_BIN, free_port
 
 RUN_DATE = TEST_WORLD.end_date.isoformat()
@@ -32,7 +34,8 @@ def environment(local_dir):
                    if not key.startswith(("AIRFLOW", "CS_", "REQUESTS_CA_BUNDLE"))}
     environment.update(CS_LOCAL_DIR=str(local_dir), CS_LOCAL_PG_PORT=str(free_port()),
                        CS_SALESFORCE_PORT=str(free_port()), CS_SALESFORCE_PROXY_PORT=str(free_port()),
-                       CS_BOARD_PORT=str(free_port()))
+                       CS_BOARD_PORT=str(free_port()), CS_MAIL_CATCHER_PORT=str(free_port()),
+                       CS_SLACK_SINK_PORT=str(free_port()))
     return environment
 
 
@@ -76,6 +79,9 @@ def test_first_run_loads_builds_and_summarises(first_run, environment, local_dir
     assert not server.is_running(), "csops run stops the server it started"
     assert not SalesforceSandbox(local_dir / "salesforce", "", 0, 0).is_running(), "and the Salesforce sandbox"
     assert not BoardSandbox(local_dir / "board", "", 0).is_running(), "and the board sandbox"
+    assert (local_dir / "mail" / "credentials.json").exists(), "the mail catcher ran"
+    assert not MailCatcher(local_dir / "mail").is_running(), "and was stopped"
+    assert not SlackSink(local_dir / "slack").is_running(), "and the Slack sink"
     server.start()
     try:
         with psycopg.connect(server.url("warehouse")) as connection:

@@ -3,10 +3,10 @@
     csops run [--accounts 200 --days 180 --seed 42 --date YYYY-MM-DD --full-refresh all|TABLE,... --rebuild-marts
                --dry-run]
         The daily job on this machine: warehouse up, Nexpro, Salesforce and board sandboxes ready
-        (their history ending on the date), Airflow's `cs_daily` DAG run with `airflow dags test` as
-        the scheduled run that computes the date (default: yesterday in Tokyo, the last complete day),
-        then `cs_activation` for that date (write-back, playbooks, Slack), a summary of each, and
-        everything it started stopped.
+        (their history ending on the date), the mail catcher and the Slack sink up, Airflow's
+        `cs_daily` DAG run with `airflow dags test` as the scheduled run that computes the date
+        (default: yesterday in Tokyo, the last complete day), then `cs_activation` for that date
+        (write-back, playbooks, Slack), a summary of each, and everything it started stopped.
     csops sandbox nexpro|salesforce|board --accounts N --days D --seed S [--end-date YYYY-MM-DD]
         Build (or extend) the Nexpro sandbox database and write the world manifest, or seed the
         Salesforce sandbox org or the board billing sandbox from the same world.
@@ -273,7 +273,8 @@ def command_sandbox(arguments: argparse.Namespace) -> None:
         # A server of its own (docker compose's `sources`): no embedded server, no warehouse needed.
         build_nexpro_sandbox(configured, arguments.accounts, arguments.days, arguments.seed, end_date)
         return
-    with local_stack(salesforce=arguments.system == "salesforce", board=arguments.system == "board") as stack:
+    with local_stack(salesforce=arguments.system == "salesforce", board=arguments.system == "board",
+                     channels=False) as stack:
         world = (arguments.accounts, arguments.days, arguments.seed, end_date)
         if arguments.system == "nexpro":
             build_nexpro_sandbox(stack.nexpro_url, *world)
@@ -287,7 +288,7 @@ def command_sandbox(arguments: argparse.Namespace) -> None:
 
 
 def command_warehouse(_arguments: argparse.Namespace) -> None:
-    with local_stack(salesforce=False, board=False) as stack:
+    with local_stack(salesforce=False, board=False, channels=False) as stack:
         variables = dbt_environment(stack.warehouse_url)
         print(f"Warehouse up: host {variables['CS_WAREHOUSE_HOST']} port {variables['CS_WAREHOUSE_PORT']} "
               f"database {variables['CS_WAREHOUSE_DBNAME']} user {variables['CS_WAREHOUSE_USER']}")

@@ -123,11 +123,7 @@ def run_summary(warehouse_url: str, run_id: str, task_states: dict[str, str] | N
             identity_issues = {row["issue_type"]: row["issues"] for row in connection.execute(
                 "select issue_type, count(*) as issues from marts.dq_identity_issues group by issue_type "
                 "order by issue_type").fetchall()}
-        revenue = None
-        if table_exists(connection, "marts.fct_revenue_monthly"):
-            revenue = connection.execute(
-                "select month_start, closing_mrr, customers_at_end, nrr, grr, nrr_t12m, grr_t12m "
-                "from marts.fct_revenue_monthly order by month_start desc limit 1").fetchone()
+        revenue = latest_revenue(connection)
         health = health_of_the_day(connection, run_date) if table_exists(connection, "marts.fct_health_scores") \
             else None
     models = [node for node in dbt if node["resource_type"] in MODEL_TYPES]
@@ -200,6 +196,29 @@ def health_of_the_day(connection: psycopg.Connection, run_date: date | None) -> 
         "overridden": sum(row["overridden"] for row in statuses),
         "transitions": {row["status_transition"]: row["companies"] for row in transitions},
     }
+
+
+def latest_revenue(connection: psycopg.Connection, run_date: date | None = None) -> dict | None:
+    """The latest month of marts.fct_revenue_monthly (starting on or before `run_date` when given), or None."""
+    if not table_exists(connection, "marts.fct_revenue_monthly"):
+        return None
+    return connection.cursor(row_factory=dict_row).execute(
+        "select month_start, closing_mrr, customers_at_end, nrr, grr, nrr_t12m, grr_t12m "
+        "from marts.fct_revenue_monthly where month_start <= coalesce(%s::date, month_start) "
+        "order by month_start desc limit 1", (run_date,)).fetchone()
+
+
+def active_signals(connection: psycopg.Connection, run_date: date) -> dict[str, dict[str, int]]:
+    """The companies with each active signal on `run_date` (marts.fct_company_signals), by kind and key."""
+    if not table_exists(connection, "marts.fct_company_signals"):
+        return {}
+    signals: dict[str, dict[str, int]] = {}
+    for kind, key, companies in connection.cursor(row_factory=tuple_row).execute(
+            "select signal_kind, signal_key, count(distinct company_id) from marts.fct_company_signals "
+            "where as_of_date = %s group by signal_kind, signal_key order by signal_kind, count(*) desc, signal_key",
+            (run_date,)).fetchall():
+        signals.setdefault(kind, {})[key] = companies
+    return signals
 
 
 def format_health(health: dict) -> list[str]:
