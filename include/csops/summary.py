@@ -319,8 +319,8 @@ def activation_summary(warehouse_url: str, run_id: str, run_date: date, *, dry_r
                 "and airflow_run_id is distinct from %s and outcome in ('sent', 'created')",
                 (run_date, run_id)).fetchone()["firings"]
             day = {row["playbook_key"]: row for row in connection.execute(
-                "select playbook_key, outcome, detail from ops.playbook_firings "
-                "where run_date = %s and company_id is null", (run_date,)).fetchall()}
+                "select playbook_key, outcome, detail, airflow_run_id = %s as this_run from ops.playbook_firings "
+                "where run_date = %s and company_id is null", (run_id, run_date)).fetchall()}
     states = task_states or {}
     failures = [{"task": task_id, "what": None, "error": "the task failed; its log has the error"}
                 for task_id, state in sorted(states.items()) if state in FAILED_TASK_STATES]
@@ -358,7 +358,8 @@ def format_activation_summary(summary: dict) -> str:
     else:
         lines.append("Killswitch: inputs sound (sources loaded for the day, dbt build passed, no mass firing)")
     if alert := summary["alert"]:
-        lines.append(f"Killswitch alert (Slack and e-mail to the ops address): {alert['outcome']}")
+        lines.append(f"Killswitch alert (Slack and e-mail to the ops address): {alert['outcome']}"
+                     + ("" if alert["this_run"] else " (by an earlier run)"))
     if report := summary["write_back"]:
         objects = report.get("objects", [])
         lines.append(f"Written back to Salesforce: {sum(o['accepted'] for o in objects):,} rows accepted, "
@@ -391,6 +392,6 @@ def format_activation_summary(summary: dict) -> str:
             lines += [f"    {example}" for row in summary["firings"] if row["outcome"] == outcome
                       for example in row["examples"]]
     if digest := summary["digest"]:
-        lines.append(f"Slack digest: {digest['outcome']}")
+        lines.append(f"Slack digest: {digest['outcome']}" + ("" if digest["this_run"] else " (by an earlier run)"))
     lines.append("Ledger: ops.playbook_firings")
     return "\n".join(lines)
