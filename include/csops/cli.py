@@ -1,11 +1,12 @@
 """`csops` — the command line behind `make run` and `make warehouse`.
 
-    csops run [--accounts 200 --days 180 --seed 42 --date YYYY-MM-DD --full-refresh all|TABLE,... --rebuild-marts]
+    csops run [--accounts 200 --days 180 --seed 42 --date YYYY-MM-DD --full-refresh all|TABLE,... --rebuild-marts
+               --dry-run]
         The daily job on this machine: warehouse up, Nexpro, Salesforce and board sandboxes ready
         (their history ending on the date), the mail catcher and the Slack sink up, Airflow's
         `cs_daily` DAG run with `airflow dags test` as the scheduled run that computes the date
-        (default: yesterday in Tokyo, the last complete day), a summary, and everything it started
-        stopped.
+        (default: yesterday in Tokyo, the last complete day), then `cs_activation` for that date
+        (write-back, playbooks, Slack), a summary of each, and everything it started stopped.
     csops sandbox nexpro|salesforce|board --accounts N --days D --seed S [--end-date YYYY-MM-DD]
         Build (or extend) the Nexpro sandbox database and write the world manifest, or seed the
         Salesforce sandbox org or the board billing sandbox from the same world.
@@ -233,6 +234,18 @@ def command_run(arguments: argparse.Namespace) -> None:
         if run_id:
             summary = stored_summary(stack.warehouse_url, run_id)
             print("\n" + (summary or format_summary(run_summary(stack.warehouse_url, run_id))))
+        if not failure:
+            # What the scheduler does once cs_daily has updated the marts' Assets: the activation for that date.
+            try:
+                step(f"cs_activation for {run_date}",
+                     [str(BIN / "airflow"), "dags", "test", "cs_activation", logical_date_computing(run_date),
+                      "--conf", json.dumps({"run_date": run_date.isoformat(), "dry_run": arguments.dry_run})],
+                     environment, log_file=log_file)
+            except SystemExit as error:
+                failure = error
+            activation_run = latest_run_id(stack.warehouse_url)
+            if activation_run and activation_run != run_id:
+                print("\n" + (stored_summary(stack.warehouse_url, activation_run) or ""))
         if failure:
             print(f"\nThe run failed: what failed is listed first above. The full output, every task's log "
                   f"included, is in {log_file} (search it for the task id).")
@@ -330,6 +343,9 @@ def main(argv: list[str] | None = None) -> None:
                           "comma-separated list")
     run.add_argument("--rebuild-marts", action="store_true",
                      help="rebuild the incremental marts from scratch (dbt --full-refresh)")
+    run.add_argument("--dry-run", action="store_true", default=settings.activation_dry_run(),
+                     help="the activation records what it would write back and fire, and sends nothing "
+                          "(default: CS_ACTIVATION_DRY_RUN)")
     run.set_defaults(handler=command_run)
     sandbox = commands.add_parser("sandbox", help="build the sandbox source systems")
     sandbox.add_argument("system", choices=["nexpro", "salesforce", "board"])

@@ -155,3 +155,20 @@ def run_date_for(moment) -> str:
     import pendulum
 
     return pendulum.instance(moment).in_timezone(BUSINESS_TIMEZONE).subtract(days=1).to_date_string()
+
+
+def activation_dry_run() -> bool:
+    """Whether the activation only records what would fire and sends nothing (CS_ACTIVATION_DRY_RUN, default
+    false; the cs_activation DAG's `dry_run` param starts from it)."""
+    return os.environ.get("CS_ACTIVATION_DRY_RUN", "false").strip().lower() in ("1", "true", "yes", "on")
+
+
+def activation_max_firing_share() -> float:
+    """The killswitch trips when more than this share of the companies scored on the run date would get a
+    playbook at once (CS_ACTIVATION_MAX_FIRING_SHARE, default 0.3)."""
+    return float(os.environ.get("CS_ACTIVATION_MAX_FIRING_SHARE", "0.3"))
+
+
+def activation_ops_email() -> str:
+    """Where the killswitch's alert e-mail goes (CS_ACTIVATION_OPS_EMAIL, default the sandbox's ops address)."""
+    return os.environ.get("CS_ACTIVATION_OPS_EMAIL", "cs-ops@csops.sandbox")
