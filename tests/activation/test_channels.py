@@ -18,7 +18,8 @@ from tests.conftest import free_port
 # A company as the marts may give it: nothing but its name (no contact, no CSM, no reasons, Nones).
 BARE_COMPANY = {"company_name": "株式会社サンプル商事", "contact_name": None, "csm_name": None, "csm_email": "",
                 "top_reasons": None}
-KILLSWITCH = {"playbook_key": "referral_ask", "candidate_count": 180, "limit": 50}
+KILLSWITCH = {"reasons": ["stale source: salesforce.account", "mass firing: 180 of 400 companies"],
+              "held_firings": 250, "companies": 180}
 CONTEXTS = {key: {**BARE_COMPANY, **(KILLSWITCH if key == "killswitch_alert" else {})}
             for key in channels.REQUIRED_KEYS}
 
@@ -39,7 +40,8 @@ def test_every_template_renders_for_a_company_with_missing_fields(key, language)
         assert "None" not in part and "Undefined" not in part and "{{" not in part
     assert "\n\n\n" not in email.body_text
     if key == "killswitch_alert":
-        assert "referral_ask" in email.subject and "180" in email.body_text and "50" in email.body_text
+        assert all(reason in email.body_text for reason in KILLSWITCH["reasons"])
+        assert "250" in email.body_text and "180" in email.body_text
     else:
         assert "株式会社サンプル商事" in email.body_text
         # No contact and no CSM: addressed to whoever reads it, signed by the team.
@@ -70,8 +72,8 @@ def test_html_escapes_the_context_and_links_urls():
 def test_a_missing_required_key_names_the_template_and_the_key():
     with pytest.raises(TemplateContextError, match=r"referral_ask\.ja\.j2.*company_name"):
         render_email("referral_ask", {"contact_name": "山田"})
-    with pytest.raises(TemplateContextError, match=r"killswitch_alert\.en\.j2.*candidate_count, limit"):
-        render_email("killswitch_alert", {"playbook_key": "x", "candidate_count": None}, "en")
+    with pytest.raises(TemplateContextError, match=r"killswitch_alert\.en\.j2.*held_firings, companies"):
+        render_email("killswitch_alert", {"reasons": ["x"], "held_firings": None}, "en")
     with pytest.raises(TemplateContextError, match="No e-mail template 'welcome'.*referral_ask"):
         render_email("welcome", BARE_COMPANY)
     with pytest.raises(TemplateContextError, match="no language 'fr'"):

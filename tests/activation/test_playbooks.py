@@ -251,8 +251,8 @@ def test_the_killswitch_trips_on_a_stale_source_stops_everything_and_alerts_once
     assert "Activation stopped for 2026-11-20" in alert and "salesforce.account" in alert
     [(to, template, context)] = senders.emails
     assert (to, template) == (settings.activation_ops_email(), "killswitch_alert")
-    assert context["candidate_count"] == len({row["company_id"] for row in stopped.values()})
-    assert "salesforce.account" in context["reason"]
+    assert context["companies"] == len({row["company_id"] for row in stopped.values()})
+    assert context["held_firings"] == len(stopped) and context["reasons"] == verdict.reasons
     assert not senders.upserts and not senders.status_changes
 
     again = Recorder()

@@ -45,7 +45,7 @@ REQUIRED_KEYS = {
     "onboarding_step_1": ("company_name",),  # optional: contact_name, csm_name, csm_email, outcome_goal, guide_url
     "onboarding_step_2": ("company_name",),  # optional: contact_name, csm_name, csm_email, guide_url
     "onboarding_step_3": ("company_name",),  # optional: contact_name, csm_name, csm_email, outcome_goal
-    "killswitch_alert": ("playbook_key", "candidate_count", "limit"),  # optional: run_date, reason, details_url
+    "killswitch_alert": ("reasons", "held_firings", "companies"),  # optional: run_date, details_url
 }
 # Bounded retries of transient failures: attempts in all, and the first pause (doubling, at most 30 s).
 RETRY_ATTEMPTS = 3

@@ -484,9 +484,8 @@ def check_and_stop(connection: psycopg.Connection, senders: Senders, run_date: d
         text = (f"Activation stopped for {run_date}: nothing was written back to Salesforce and no playbook fired "
                 f"({len(plan.to_fire)} firing(s) held). Why: " + "; ".join(verdict.reasons))
         companies = len({candidate["company_id"] for candidate in plan.to_fire})
-        alert = {"playbook_key": "all", "candidate_count": companies, "run_date": run_date.isoformat(),
-                 "limit": f"{max_share:.0%} of the {plan.companies_scored} companies scored",
-                 "reason": "; ".join(verdict.reasons)}
+        alert = {"reasons": verdict.reasons, "held_firings": len(plan.to_fire), "companies": companies,
+                 "run_date": run_date.isoformat()}
         problems = []
         for channel, send in (("Slack", lambda: senders.post_alert(text)),
                               ("e-mail", lambda: senders.send_email(settings.activation_ops_email(),
