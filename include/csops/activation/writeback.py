@@ -186,40 +186,37 @@ def read_pending(warehouse: psycopg.Connection, sync: SyncObject, report: Object
     if warehouse.execute("select to_regclass(%s)", (f"{SYNC_SCHEMA}.{sync.model}",)).fetchone()[0] is None:
         raise RuntimeError(f"{SYNC_SCHEMA}.{sync.model} does not exist: build the activation models "
                            f"(dbt build --select {sync.model}) for the run date before the write-back")
-    current = sql.SQL("select cast({key} as text) as external_id, md5(to_jsonb(model)::text) as values_hash, "
-                      "to_jsonb(model) as record from {relation} as model").format(key=key, relation=relation)
+    # The model is read directly in each statement (no shared CTE), so Postgres hash-joins it with the ledger.
+    parts = {"relation": relation, "key": key, "hash": sql.SQL("md5(to_jsonb(model)::text)")}
     params = {"object": sync.object_name}
     with warehouse.transaction():
         # An open rejection whose record is back to the values Salesforce holds is moot.
         warehouse.execute(sql.SQL("""
-            with current_rows as ({current})
             update ops.sync_rejections as rejection set resolved_at = now()
-            from current_rows
+            from {relation} as model
             join ops.sync_ledger as ledger
-                on ledger.object_name = %(object)s and ledger.external_id = current_rows.external_id
+                on ledger.object_name = %(object)s and ledger.external_id = cast(model.{key} as text)
             where rejection.object_name = %(object)s and rejection.resolved_at is null
-                and rejection.external_id = current_rows.external_id
-                and ledger.values_hash = current_rows.values_hash
-        """).format(current=current), params)
+                and rejection.external_id = cast(model.{key} as text) and ledger.values_hash = {hash}
+        """).format(**parts), params)
         report.considered = warehouse.execute(sql.SQL("select count(*) from {}").format(relation)).fetchone()[0]
         rows = warehouse.execute(sql.SQL("""
-            with current_rows as ({current})
-            select current_rows.external_id, current_rows.values_hash, current_rows.record,
-                rejection.external_id is not null as was_rejected, true as in_model
-            from current_rows
+            select cast(model.{key} as text), {hash}, to_jsonb(model), rejection.external_id is not null, true
+            from {relation} as model
             left join ops.sync_ledger as ledger
-                on ledger.object_name = %(object)s and ledger.external_id = current_rows.external_id
+                on ledger.object_name = %(object)s and ledger.external_id = cast(model.{key} as text)
             left join ops.sync_rejections as rejection
-                on rejection.object_name = %(object)s and rejection.external_id = current_rows.external_id
+                on rejection.object_name = %(object)s and rejection.external_id = cast(model.{key} as text)
                 and rejection.resolved_at is null
-            where ledger.values_hash is distinct from current_rows.values_hash
+            where ledger.values_hash is distinct from {hash}
             union all
             select rejection.external_id, rejection.values_hash, rejection.record, true, false
             from ops.sync_rejections as rejection
             where rejection.object_name = %(object)s and rejection.resolved_at is null
-                and not exists (select from current_rows where current_rows.external_id = rejection.external_id)
+                and not exists (select from {relation} as model
+                                where cast(model.{key} as text) = rejection.external_id)
             order by 1
-        """).format(current=current), params).fetchall()
+        """).format(**parts), params).fetchall()
     report.changed = sum(1 for row in rows if row[4])
     report.retried = sum(1 for row in rows if row[3])
     return [Pending(external_id, values_hash, record, was_rejected)
