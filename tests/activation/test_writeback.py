@@ -14,7 +14,7 @@ import psycopg
 import pytest
 import requests
 
-from csops.activation.writeback import SYNC_OBJECTS, write_back
+from csops.activation.writeback import RETRY_LIMIT, SYNC_OBJECTS, write_back
 from csops.extract.salesforce import connect_with_hook
 from csops.sandbox.salesforce.objects import make_id
 from csops.sandbox.salesforce.seed import seed_org
@@ -146,6 +146,12 @@ def test_a_rejected_row_of_a_bulk_job_is_kept_and_retried_next_run(warehouse, or
     assert (second.changed, second.sent, second.retried, second.rejected, second.method) == (
         1, 1, 1, 1, "collections"), "the rejected row is retried, the accepted ones are not sent again"
     assert query(warehouse, "select attempts from ops.sync_rejections where external_id = %s", (key,)) == [(2,)]
+    for _ in range(RETRY_LIMIT - 2):
+        write_back(warehouse, sf, RUN_DATE)
+    held = by_object(write_back(warehouse, sf, RUN_DATE))["Usage__c"]
+    assert (held.sent, held.api_calls, held.given_up) == (0, 0, 1), "refused 5 times as it is: it waits"
+    assert query(warehouse, "select attempts from ops.sync_rejections where external_id = %s", (key,)) == [
+        (RETRY_LIMIT,)]
 
     query(warehouse, 'update activation.sync_usage set "Account__c" = %s where "Usage_Key__c" = %s',
           (account_id, key))

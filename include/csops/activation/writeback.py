@@ -7,7 +7,8 @@ Salesforce object, one row per record, columns named as the Salesforce fields (`
    ledger `ops.sync_ledger`, which holds per record the hash of the values Salesforce last accepted. Only
    rows whose hash differs (new records, changed values) are pending, plus the records Salesforce rejected
    before and never accepted since (`ops.sync_rejections`, kept with their values, so a record the model
-   no longer holds is still retried). Nothing pending: no API call at all.
+   no longer holds is still retried), except a record refused RETRY_LIMIT (5) times with the values it
+   still has: it waits, open, until its values change. Nothing pending: no API call at all.
 2. The budget is checked once, before anything is sent: `/limits` (one call) against the calls the
    pending rows need. When they would eat into the reserve (`settings.salesforce_api_reserve()`), nothing
    is sent and the report says so; the next run sends it.
@@ -42,6 +43,9 @@ from csops.extract.engine import ensure_schemas
 log = logging.getLogger(__name__)
 
 SYNC_SCHEMA = "activation"
+# A record Salesforce refused this many times with the same values is not sent again until its values
+# change (it stays open in ops.sync_rejections): a permanent refusal does not cost calls every day.
+RETRY_LIMIT = 5
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ class ObjectReport:
     api_calls: int = 0
     method: str = "none"
     seconds: float = 0.0
+    given_up: int = 0  # open rejections refused RETRY_LIMIT times with the values the model still holds
     error: str | None = None
 
 
@@ -107,7 +112,7 @@ class WritebackReport:
                 "objects": [{"object": r.object_name, "considered": r.considered, "changed": r.changed,
                              "sent": r.sent, "accepted": r.accepted, "rejected": r.rejected, "retried": r.retried,
                              "api_calls": r.api_calls, "method": r.method, "seconds": round(r.seconds, 3),
-                             "error": r.error} for r in self.objects]}
+                             "given_up": r.given_up, "error": r.error} for r in self.objects]}
 
     def lines(self) -> list[str]:
         """The report as text, one line per object (for the log and the run summary)."""
@@ -121,7 +126,9 @@ class WritebackReport:
         return [head] + [
             f"  {r.object_name:<16} {r.considered:>8,} rows, {r.changed:>7,} changed, {r.sent:>7,} sent "
             f"({r.retried:,} retried), {r.accepted:>7,} accepted, {r.rejected:>5,} rejected, {r.api_calls:>3} "
-            f"call(s) via {r.method}, {r.seconds:.1f}s" + (f" — {r.error}" if r.error else "")
+            f"call(s) via {r.method}, {r.seconds:.1f}s"
+            + (f", {r.given_up:,} refused {RETRY_LIMIT} times held back" if r.given_up else "")
+            + (f" — {r.error}" if r.error else "")
             for r in self.objects]
 
 
@@ -188,7 +195,7 @@ def read_pending(warehouse: psycopg.Connection, sync: SyncObject, report: Object
                            f"(dbt build --select {sync.model}) for the run date before the write-back")
     # The model is read directly in each statement (no shared CTE), so Postgres hash-joins it with the ledger.
     parts = {"relation": relation, "key": key, "hash": sql.SQL("md5(to_jsonb(model)::text)")}
-    params = {"object": sync.object_name}
+    params = {"object": sync.object_name, "limit": RETRY_LIMIT}
     with warehouse.transaction():
         # An open rejection whose record is back to the values Salesforce holds is moot.
         warehouse.execute(sql.SQL("""
@@ -209,14 +216,19 @@ def read_pending(warehouse: psycopg.Connection, sync: SyncObject, report: Object
                 on rejection.object_name = %(object)s and rejection.external_id = cast(model.{key} as text)
                 and rejection.resolved_at is null
             where ledger.values_hash is distinct from {hash}
+                and not coalesce(rejection.attempts >= %(limit)s and rejection.values_hash = {hash}, false)
             union all
             select rejection.external_id, rejection.values_hash, rejection.record, true, false
             from ops.sync_rejections as rejection
             where rejection.object_name = %(object)s and rejection.resolved_at is null
+                and rejection.attempts < %(limit)s
                 and not exists (select from {relation} as model
                                 where cast(model.{key} as text) = rejection.external_id)
             order by 1
         """).format(**parts), params).fetchall()
+        report.given_up = warehouse.execute(
+            "select count(*) from ops.sync_rejections where object_name = %(object)s and resolved_at is null "
+            "and attempts >= %(limit)s", params).fetchone()[0]
     report.changed = sum(1 for row in rows if row[4])
     report.retried = sum(1 for row in rows if row[3])
     return [Pending(external_id, values_hash, record, was_rejected)
