@@ -14,7 +14,7 @@ import psycopg
 import pytest
 import requests
 
-from csops.activation.writeback import RETRY_LIMIT, SYNC_OBJECTS, write_back
+from csops.activation.writeback import RETRY_LIMIT, SYNC_OBJECTS, resend, write_back
 from csops.extract.salesforce import connect_with_hook
 from csops.sandbox.salesforce.objects import make_id
 from csops.sandbox.salesforce.seed import seed_org
@@ -192,3 +192,13 @@ def test_the_budget_reserve_stops_the_write_back_before_anything_is_sent(warehou
     org.admin.set_daily_limit(DEFAULT_DAILY_LIMIT)
     resumed = write_back(warehouse, sf, RUN_DATE)
     assert resumed.ok and by_object(resumed)["Account"].accepted == by_object(report)["Account"].changed
+
+
+def test_resend_sends_an_object_in_full(warehouse, org, sf):
+    rows = query(warehouse, "select count(*) from activation.sync_revenue")[0][0]
+    assert resend(warehouse, ["Revenue__c"]) == rows
+    report = write_back(warehouse, sf, RUN_DATE)
+    assert {r.object_name: r.sent for r in report.objects} == {
+        "Account": 0, "Health_Score__c": 0, "Usage__c": 0, "Revenue__c": rows}
+    with pytest.raises(ValueError, match="not written back: Nope__c"):
+        resend(warehouse, ["Nope__c"])

@@ -154,6 +154,7 @@ def write_back(warehouse_url: str, sf: Salesforce | None, run_date: date | str, 
                              dry_run=dry_run)
     with psycopg.connect(warehouse_url, autocommit=True) as warehouse:
         ensure_schemas(warehouse)
+        warehouse.execute("analyze ops.sync_ledger, ops.sync_rejections")
         pending = {}
         for sync in objects:
             object_report = ObjectReport(sync.object_name, sync.model)
@@ -193,6 +194,9 @@ def read_pending(warehouse: psycopg.Connection, sync: SyncObject, report: Object
     if warehouse.execute("select to_regclass(%s)", (f"{SYNC_SCHEMA}.{sync.model}",)).fetchone()[0] is None:
         raise RuntimeError(f"{SYNC_SCHEMA}.{sync.model} does not exist: build the activation models "
                            f"(dbt build --select {sync.model}) for the run date before the write-back")
+    # Fresh statistics first: dbt has just rebuilt the model and the last run grew the ledger; planned without
+    # them, the joins below can take minutes instead of a second at 100,000s of rows.
+    warehouse.execute(sql.SQL("analyze {}").format(relation))
     # The model is read directly in each statement (no shared CTE), so Postgres hash-joins it with the ledger.
     parts = {"relation": relation, "key": key, "hash": sql.SQL("md5(to_jsonb(model)::text)")}
     params = {"object": sync.object_name, "limit": RETRY_LIMIT}
@@ -295,3 +299,22 @@ def record_outcomes(warehouse: psycopg.Connection, sync: SyncObject, by_key: dic
             """, [(sync.object_name, outcome.key, by_key[outcome.key].values_hash,
                    Jsonb(by_key[outcome.key].record), outcome.error_code or "UNKNOWN", outcome.message or "",
                    run.run_id, run.run_date) for outcome in rejected])
+
+
+def resend(warehouse_url: str, object_names: Sequence[str]) -> int:
+    """Forget what the ledger knows of these objects, so the next write-back sends their rows in full.
+
+    Returns how many ledger rows were removed. Open rejections stay (and are retried with the rest).
+    """
+    known = {sync.object_name for sync in SYNC_OBJECTS}
+    unknown = sorted(set(object_names) - known)
+    if unknown:
+        raise ValueError(f"not written back: {', '.join(unknown)}; the objects are {', '.join(sorted(known))}")
+    with psycopg.connect(warehouse_url, autocommit=True) as warehouse:
+        ensure_schemas(warehouse)
+        removed = warehouse.execute("delete from ops.sync_ledger where object_name = any(%s)",
+                                    (list(object_names),)).rowcount
+    log.info("ledger forgets %s row(s) of %s: the next write-back sends them in full", removed,
+             ", ".join(object_names))
+    return removed
+
