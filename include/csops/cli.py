@@ -280,7 +280,7 @@ def command_sandbox(arguments: argparse.Namespace) -> None:
 def command_writeback(arguments: argparse.Namespace) -> None:
     import requests
 
-    from csops.activation.writeback import SYNC_OBJECTS, resend, write_back
+    from csops.activation.writeback import SYNC_OBJECTS, WritebackError, resend, write_back
     from csops.extract.salesforce import connect_with_hook
 
     run_date = date.fromisoformat(arguments.date) if arguments.date else last_complete_business_day()
@@ -296,7 +296,10 @@ def command_writeback(arguments: argparse.Namespace) -> None:
         if not arguments.dry_run:
             os.environ.update(stack.airflow_connections())
             sf = connect_with_hook(settings.SALESFORCE_CONN_ID)(requests.Session())
-        report = write_back(stack.warehouse_url, sf, run_date, dry_run=arguments.dry_run)
+        try:
+            report = write_back(stack.warehouse_url, sf, run_date, dry_run=arguments.dry_run)
+        except WritebackError as error:
+            raise SystemExit(str(error)) from None
         print("\n".join(report.lines()))
         if not report.ok:
             raise SystemExit(1)

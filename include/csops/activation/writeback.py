@@ -48,6 +48,10 @@ SYNC_SCHEMA = "activation"
 RETRY_LIMIT = 5
 
 
+class WritebackError(RuntimeError):
+    """The write-back cannot start: what to fix is in the message."""
+
+
 @dataclass(frozen=True)
 class SyncObject:
     """A Salesforce object the write-back keeps in step with a dbt model: records keyed by `key_field`."""
@@ -165,7 +169,7 @@ def write_back(warehouse_url: str, sf: Salesforce | None, run_date: date | str, 
             log.info("\n".join(report.lines()))
             return report
         if sf is None:
-            raise ValueError("write_back needs a Salesforce client (sf) unless dry_run=True")
+            raise WritebackError("write_back needs a Salesforce client (sf) unless dry_run=True")
         calls = sum(salesforce_writer.estimate_calls(len(rows), bulk_threshold) for rows in pending.values())
         unsent = ", ".join(f"{name}: {len(rows):,} record(s)" for name, rows in pending.items() if rows)
         report.budget_calls = 1
@@ -192,7 +196,7 @@ def read_pending(warehouse: psycopg.Connection, sync: SyncObject, report: Object
     relation = sql.Identifier(SYNC_SCHEMA, sync.model)
     key = sql.Identifier(sync.key_field)
     if warehouse.execute("select to_regclass(%s)", (f"{SYNC_SCHEMA}.{sync.model}",)).fetchone()[0] is None:
-        raise RuntimeError(f"{SYNC_SCHEMA}.{sync.model} does not exist: build the activation models "
+        raise WritebackError(f"{SYNC_SCHEMA}.{sync.model} does not exist: build the activation models "
                            f"(dbt build --select {sync.model}) for the run date before the write-back")
     # Fresh statistics first: dbt has just rebuilt the model and the last run grew the ledger; planned without
     # them, the joins below can take minutes instead of a second at 100,000s of rows.
