@@ -39,13 +39,15 @@ ui: $(INSTALLED)
 
 # Extract-load benchmarks: project loader vs raw COPY pipe vs dlt (dlt lives in its own venv); then
 # 200,000 Salesforce Tasks extracted by REST and by Bulk API 2.0 from the sandbox org; then a full read
-# of the board sandbox's invoices (10,000 companies x 24 months) under board's 3 requests/second limit.
+# of the board sandbox's invoices (10,000 companies x 24 months) under board's 3 requests/second limit; then
+# the Salesforce write-back for 10,000 companies: a first full sync, a day with 5% of scores changed, a re-run.
 bench: $(INSTALLED)
 	test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
 	.venv-bench/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	$(VENV)/bin/python bench/extract_load.py --dlt-python .venv-bench/bin/python $(ARGS)
 	$(VENV)/bin/python bench/salesforce_extract.py
 	$(VENV)/bin/python bench/board_extract.py
+	$(VENV)/bin/python bench/salesforce_writeback.py
 
 clean:
 	rm -rf .local

@@ -12,6 +12,10 @@
         Salesforce sandbox org or the board billing sandbox from the same world.
     csops warehouse
         Keep the local warehouse up on 127.0.0.1 for psql or a BI tool until Ctrl-C.
+    csops writeback [--date YYYY-MM-DD --dry-run --resend all|OBJECT,...]
+        Write the activation models' changes back to Salesforce (connection salesforce_default, else the
+        local sandbox org) as the daily run does; --dry-run only reports what would be sent; --resend makes
+        the ledger forget those objects first, so their rows are sent in full.
     csops ui [--accounts 200 --days 180 --seed 42]
         A real Airflow 3 on 127.0.0.1 (port CS_AIRFLOW_PORT, 8080): the stack and sandbox as for `run`, then
         api-server, scheduler (LocalExecutor), dag-processor and triggerer until Ctrl-C.
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -287,6 +292,34 @@ def command_sandbox(arguments: argparse.Namespace) -> None:
                              f"its sandbox is not used")
 
 
+def command_writeback(arguments: argparse.Namespace) -> None:
+    import requests
+
+    from csops.activation.writeback import SYNC_OBJECTS, WritebackError, resend, write_back
+    from csops.extract.salesforce import connect_with_hook
+
+    run_date = date.fromisoformat(arguments.date) if arguments.date else last_complete_business_day()
+    with local_stack(salesforce=not arguments.dry_run, board=False) as stack:
+        if arguments.resend:
+            names = ([sync.object_name for sync in SYNC_OBJECTS] if arguments.resend == "all"
+                     else [name.strip() for name in arguments.resend.split(",") if name.strip()])
+            try:
+                resend(stack.warehouse_url, names)
+            except ValueError as error:
+                raise SystemExit(str(error)) from None
+        sf = None
+        if not arguments.dry_run:
+            os.environ.update(stack.airflow_connections())
+            sf = connect_with_hook(settings.SALESFORCE_CONN_ID)(requests.Session())
+        try:
+            report = write_back(stack.warehouse_url, sf, run_date, dry_run=arguments.dry_run)
+        except WritebackError as error:
+            raise SystemExit(str(error)) from None
+        print("\n".join(report.lines()))
+        if not report.ok:
+            raise SystemExit(1)
+
+
 def command_warehouse(_arguments: argparse.Namespace) -> None:
     with local_stack(salesforce=False, board=False, channels=False) as stack:
         variables = dbt_environment(stack.warehouse_url)
@@ -355,6 +388,13 @@ def main(argv: list[str] | None = None) -> None:
     sandbox.set_defaults(handler=command_sandbox)
     warehouse = commands.add_parser("warehouse", help="keep the local warehouse up until Ctrl-C")
     warehouse.set_defaults(handler=command_warehouse)
+    writeback = commands.add_parser("writeback", help="write the activation models' changes back to Salesforce")
+    writeback.add_argument("--date", help="the run date the activation models were built for, YYYY-MM-DD "
+                                          "(default: yesterday in Asia/Tokyo)")
+    writeback.add_argument("--dry-run", action="store_true", help="report what would be sent; call nothing")
+    writeback.add_argument("--resend", metavar="OBJECTS",
+                           help="send these objects in full: 'all' or a comma-separated list, e.g. Usage__c")
+    writeback.set_defaults(handler=command_writeback)
     ui = commands.add_parser("ui", help="a real Airflow 3 with its UI on 127.0.0.1 until Ctrl-C")
     add_world_arguments(ui)
     ui.set_defaults(handler=command_ui)

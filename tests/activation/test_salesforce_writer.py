@@ -119,3 +119,12 @@ def test_estimate_calls_follows_the_method():
     assert salesforce_writer.estimate_calls(0) == 0
     assert salesforce_writer.estimate_calls(201, bulk_threshold=1000) == 2
     assert salesforce_writer.estimate_calls(50_000, bulk_threshold=1000) == salesforce_writer.BULK_CALLS_PER_JOB
+
+
+def test_a_bulk_job_step_that_meets_a_503_is_retried(salesforce_sandbox, salesforce_client, account_id):
+    salesforce_sandbox.admin.add_fault(FaultRule("PATCH", r"/jobs/ingest/[^/]+$", "unavailable", times=1))
+    rows = usage_rows(account_id, 4)
+    result = upsert(salesforce_client, "Usage__c", "Usage_Key__c", rows, bulk_threshold=1, retry_wait_seconds=0.01)
+    assert result.method == "bulk" and all(outcome.success for outcome in result.outcomes)
+    assert (result.api_calls, result.retries) == (6, 1), "create, upload, close twice, poll, successful rows"
+    assert set(stored(salesforce_client, rows)) == {row["Usage_Key__c"] for row in rows}

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 import requests
 
-from csops.activation.writeback import SYNC_OBJECTS, write_back
+from csops.activation.writeback import RETRY_LIMIT, SYNC_OBJECTS, resend, write_back
 from csops.extract.salesforce import connect_with_hook
 from csops.sandbox.salesforce.objects import make_id
 from csops.sandbox.salesforce.seed import seed_org
@@ -146,6 +146,12 @@ def test_a_rejected_row_of_a_bulk_job_is_kept_and_retried_next_run(warehouse, or
     assert (second.changed, second.sent, second.retried, second.rejected, second.method) == (
         1, 1, 1, 1, "collections"), "the rejected row is retried, the accepted ones are not sent again"
     assert query(warehouse, "select attempts from ops.sync_rejections where external_id = %s", (key,)) == [(2,)]
+    for _ in range(RETRY_LIMIT - 2):
+        write_back(warehouse, sf, RUN_DATE)
+    held = by_object(write_back(warehouse, sf, RUN_DATE))["Usage__c"]
+    assert (held.sent, held.api_calls, held.given_up) == (0, 0, 1), "refused 5 times as it is: it waits"
+    assert query(warehouse, "select attempts from ops.sync_rejections where external_id = %s", (key,)) == [
+        (RETRY_LIMIT,)]
 
     query(warehouse, 'update activation.sync_usage set "Account__c" = %s where "Usage_Key__c" = %s',
           (account_id, key))
@@ -186,3 +192,13 @@ def test_the_budget_reserve_stops_the_write_back_before_anything_is_sent(warehou
     org.admin.set_daily_limit(DEFAULT_DAILY_LIMIT)
     resumed = write_back(warehouse, sf, RUN_DATE)
     assert resumed.ok and by_object(resumed)["Account"].accepted == by_object(report)["Account"].changed
+
+
+def test_resend_sends_an_object_in_full(warehouse, org, sf):
+    rows = query(warehouse, "select count(*) from activation.sync_revenue")[0][0]
+    assert resend(warehouse, ["Revenue__c"]) == rows
+    report = write_back(warehouse, sf, RUN_DATE)
+    assert {r.object_name: r.sent for r in report.objects} == {
+        "Account": 0, "Health_Score__c": 0, "Usage__c": 0, "Revenue__c": rows}
+    with pytest.raises(ValueError, match="not written back: Nope__c"):
+        resend(warehouse, ["Nope__c"])

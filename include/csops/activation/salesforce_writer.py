@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 COLLECTION_SIZE = 200  # records per sObject Collections call (Salesforce's limit)
 BULK_JOB_BYTES = 90 * 1024 * 1024  # CSV per ingest job, under Bulk API 2.0's 100 MB upload limit
 BULK_CALLS_PER_JOB = 6  # create, upload, close, poll (at least once), successful and failed results
+BULK_RECORDS_PER_JOB = 250_000  # about what BULK_JOB_BYTES holds (the budget estimate's unit)
 NULL_MARKER = "#N/A"  # in a Bulk CSV, sets a field to null (an empty cell leaves it unchanged)
 DEFAULT_ATTEMPTS = 4
 DEFAULT_POLL_SECONDS = 2.0
@@ -120,7 +121,7 @@ def estimate_calls(record_count: int, bulk_threshold: int | None = None) -> int:
     threshold = settings.salesforce_write_bulk_threshold() if bulk_threshold is None else bulk_threshold
     if record_count <= threshold:
         return math.ceil(record_count / COLLECTION_SIZE)
-    return BULK_CALLS_PER_JOB  # one job holds up to ~90 MB of CSV: hundreds of thousands of records
+    return BULK_CALLS_PER_JOB * math.ceil(record_count / BULK_RECORDS_PER_JOB)
 
 
 def check_budget(sf: Salesforce, calls_needed: int, *, unsent: str = "the records") -> Budget:
@@ -323,7 +324,12 @@ def _run_bulk_job(sf: Salesforce, object_name: str, external_id_field: str, data
                         what, counter)
     job_id = job["id"]
     _with_retries(lambda: client.upload_job_data(job_id, data), what, counter)
-    _with_retries(lambda: client.close_job(job_id), what, counter)
+    try:
+        _with_retries(lambda: client.close_job(job_id), what, counter)
+    except SalesforceError:
+        # A close whose answer was lost and whose retry finds the job closed already: carry on with the job.
+        if _with_retries(lambda: client.get_job(job_id, False), what, counter)["state"] == "Open":
+            raise
     deadline = time.monotonic() + DEFAULT_JOB_TIMEOUT_SECONDS
     while True:
         info = _with_retries(lambda: client.get_job(job_id, False), what, counter)

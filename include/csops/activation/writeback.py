@@ -7,7 +7,8 @@ Salesforce object, one row per record, columns named as the Salesforce fields (`
    ledger `ops.sync_ledger`, which holds per record the hash of the values Salesforce last accepted. Only
    rows whose hash differs (new records, changed values) are pending, plus the records Salesforce rejected
    before and never accepted since (`ops.sync_rejections`, kept with their values, so a record the model
-   no longer holds is still retried). Nothing pending: no API call at all.
+   no longer holds is still retried), except a record refused RETRY_LIMIT (5) times with the values it
+   still has: it waits, open, until its values change. Nothing pending: no API call at all.
 2. The budget is checked once, before anything is sent: `/limits` (one call) against the calls the
    pending rows need. When they would eat into the reserve (`settings.salesforce_api_reserve()`), nothing
    is sent and the report says so; the next run sends it.
@@ -42,6 +43,13 @@ from csops.extract.engine import ensure_schemas
 log = logging.getLogger(__name__)
 
 SYNC_SCHEMA = "activation"
+# A record Salesforce refused this many times with the same values is not sent again until its values
+# change (it stays open in ops.sync_rejections): a permanent refusal does not cost calls every day.
+RETRY_LIMIT = 5
+
+
+class WritebackError(RuntimeError):
+    """The write-back cannot start: what to fix is in the message."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,7 @@ class ObjectReport:
     api_calls: int = 0
     method: str = "none"
     seconds: float = 0.0
+    given_up: int = 0  # open rejections refused RETRY_LIMIT times with the values the model still holds
     error: str | None = None
 
 
@@ -107,7 +116,7 @@ class WritebackReport:
                 "objects": [{"object": r.object_name, "considered": r.considered, "changed": r.changed,
                              "sent": r.sent, "accepted": r.accepted, "rejected": r.rejected, "retried": r.retried,
                              "api_calls": r.api_calls, "method": r.method, "seconds": round(r.seconds, 3),
-                             "error": r.error} for r in self.objects]}
+                             "given_up": r.given_up, "error": r.error} for r in self.objects]}
 
     def lines(self) -> list[str]:
         """The report as text, one line per object (for the log and the run summary)."""
@@ -121,7 +130,9 @@ class WritebackReport:
         return [head] + [
             f"  {r.object_name:<16} {r.considered:>8,} rows, {r.changed:>7,} changed, {r.sent:>7,} sent "
             f"({r.retried:,} retried), {r.accepted:>7,} accepted, {r.rejected:>5,} rejected, {r.api_calls:>3} "
-            f"call(s) via {r.method}, {r.seconds:.1f}s" + (f" — {r.error}" if r.error else "")
+            f"call(s) via {r.method}, {r.seconds:.1f}s"
+            + (f", {r.given_up:,} refused {RETRY_LIMIT} times held back" if r.given_up else "")
+            + (f" — {r.error}" if r.error else "")
             for r in self.objects]
 
 
@@ -147,6 +158,7 @@ def write_back(warehouse_url: str, sf: Salesforce | None, run_date: date | str, 
                              dry_run=dry_run)
     with psycopg.connect(warehouse_url, autocommit=True) as warehouse:
         ensure_schemas(warehouse)
+        warehouse.execute("analyze ops.sync_ledger, ops.sync_rejections")
         pending = {}
         for sync in objects:
             object_report = ObjectReport(sync.object_name, sync.model)
@@ -157,7 +169,7 @@ def write_back(warehouse_url: str, sf: Salesforce | None, run_date: date | str, 
             log.info("\n".join(report.lines()))
             return report
         if sf is None:
-            raise ValueError("write_back needs a Salesforce client (sf) unless dry_run=True")
+            raise WritebackError("write_back needs a Salesforce client (sf) unless dry_run=True")
         calls = sum(salesforce_writer.estimate_calls(len(rows), bulk_threshold) for rows in pending.values())
         unsent = ", ".join(f"{name}: {len(rows):,} record(s)" for name, rows in pending.items() if rows)
         report.budget_calls = 1
@@ -184,42 +196,47 @@ def read_pending(warehouse: psycopg.Connection, sync: SyncObject, report: Object
     relation = sql.Identifier(SYNC_SCHEMA, sync.model)
     key = sql.Identifier(sync.key_field)
     if warehouse.execute("select to_regclass(%s)", (f"{SYNC_SCHEMA}.{sync.model}",)).fetchone()[0] is None:
-        raise RuntimeError(f"{SYNC_SCHEMA}.{sync.model} does not exist: build the activation models "
+        raise WritebackError(f"{SYNC_SCHEMA}.{sync.model} does not exist: build the activation models "
                            f"(dbt build --select {sync.model}) for the run date before the write-back")
-    current = sql.SQL("select cast({key} as text) as external_id, md5(to_jsonb(model)::text) as values_hash, "
-                      "to_jsonb(model) as record from {relation} as model").format(key=key, relation=relation)
-    params = {"object": sync.object_name}
+    # Fresh statistics first: dbt has just rebuilt the model and the last run grew the ledger; planned without
+    # them, the joins below can take minutes instead of a second at 100,000s of rows.
+    warehouse.execute(sql.SQL("analyze {}").format(relation))
+    # The model is read directly in each statement (no shared CTE), so Postgres hash-joins it with the ledger.
+    parts = {"relation": relation, "key": key, "hash": sql.SQL("md5(to_jsonb(model)::text)")}
+    params = {"object": sync.object_name, "limit": RETRY_LIMIT}
     with warehouse.transaction():
         # An open rejection whose record is back to the values Salesforce holds is moot.
         warehouse.execute(sql.SQL("""
-            with current_rows as ({current})
             update ops.sync_rejections as rejection set resolved_at = now()
-            from current_rows
+            from {relation} as model
             join ops.sync_ledger as ledger
-                on ledger.object_name = %(object)s and ledger.external_id = current_rows.external_id
+                on ledger.object_name = %(object)s and ledger.external_id = cast(model.{key} as text)
             where rejection.object_name = %(object)s and rejection.resolved_at is null
-                and rejection.external_id = current_rows.external_id
-                and ledger.values_hash = current_rows.values_hash
-        """).format(current=current), params)
+                and rejection.external_id = cast(model.{key} as text) and ledger.values_hash = {hash}
+        """).format(**parts), params)
         report.considered = warehouse.execute(sql.SQL("select count(*) from {}").format(relation)).fetchone()[0]
         rows = warehouse.execute(sql.SQL("""
-            with current_rows as ({current})
-            select current_rows.external_id, current_rows.values_hash, current_rows.record,
-                rejection.external_id is not null as was_rejected, true as in_model
-            from current_rows
+            select cast(model.{key} as text), {hash}, to_jsonb(model), rejection.external_id is not null, true
+            from {relation} as model
             left join ops.sync_ledger as ledger
-                on ledger.object_name = %(object)s and ledger.external_id = current_rows.external_id
+                on ledger.object_name = %(object)s and ledger.external_id = cast(model.{key} as text)
             left join ops.sync_rejections as rejection
-                on rejection.object_name = %(object)s and rejection.external_id = current_rows.external_id
+                on rejection.object_name = %(object)s and rejection.external_id = cast(model.{key} as text)
                 and rejection.resolved_at is null
-            where ledger.values_hash is distinct from current_rows.values_hash
+            where ledger.values_hash is distinct from {hash}
+                and not coalesce(rejection.attempts >= %(limit)s and rejection.values_hash = {hash}, false)
             union all
             select rejection.external_id, rejection.values_hash, rejection.record, true, false
             from ops.sync_rejections as rejection
             where rejection.object_name = %(object)s and rejection.resolved_at is null
-                and not exists (select from current_rows where current_rows.external_id = rejection.external_id)
+                and rejection.attempts < %(limit)s
+                and not exists (select from {relation} as model
+                                where cast(model.{key} as text) = rejection.external_id)
             order by 1
-        """).format(current=current), params).fetchall()
+        """).format(**parts), params).fetchall()
+        report.given_up = warehouse.execute(
+            "select count(*) from ops.sync_rejections where object_name = %(object)s and resolved_at is null "
+            "and attempts >= %(limit)s", params).fetchone()[0]
     report.changed = sum(1 for row in rows if row[4])
     report.retried = sum(1 for row in rows if row[3])
     return [Pending(external_id, values_hash, record, was_rejected)
@@ -286,3 +303,22 @@ def record_outcomes(warehouse: psycopg.Connection, sync: SyncObject, by_key: dic
             """, [(sync.object_name, outcome.key, by_key[outcome.key].values_hash,
                    Jsonb(by_key[outcome.key].record), outcome.error_code or "UNKNOWN", outcome.message or "",
                    run.run_id, run.run_date) for outcome in rejected])
+
+
+def resend(warehouse_url: str, object_names: Sequence[str]) -> int:
+    """Forget what the ledger knows of these objects, so the next write-back sends their rows in full.
+
+    Returns how many ledger rows were removed. Open rejections stay (and are retried with the rest).
+    """
+    known = {sync.object_name for sync in SYNC_OBJECTS}
+    unknown = sorted(set(object_names) - known)
+    if unknown:
+        raise ValueError(f"not written back: {', '.join(unknown)}; the objects are {', '.join(sorted(known))}")
+    with psycopg.connect(warehouse_url, autocommit=True) as warehouse:
+        ensure_schemas(warehouse)
+        removed = warehouse.execute("delete from ops.sync_ledger where object_name = any(%s)",
+                                    (list(object_names),)).rowcount
+    log.info("ledger forgets %s row(s) of %s: the next write-back sends them in full", removed,
+             ", ".join(object_names))
+    return removed
+
