@@ -161,6 +161,7 @@ def write_back(warehouse_url: str, sf: Salesforce | None, run_date: date | str, 
         warehouse.execute("analyze ops.sync_ledger, ops.sync_rejections")
         pending = {}
         for sync in objects:
+            check_built_for(warehouse, sync, run_date)
             object_report = ObjectReport(sync.object_name, sync.model)
             pending[sync.object_name] = read_pending(warehouse, sync, object_report)
             report.objects.append(object_report)
@@ -189,6 +190,22 @@ def write_back(warehouse_url: str, sf: Salesforce | None, run_date: date | str, 
                     break
     log.info("\n".join(report.lines()))
     return report
+
+
+def check_built_for(warehouse: psycopg.Connection, sync: SyncObject, run_date: date) -> None:
+    """Refuse to send a model dbt last built for another run date (ops.dbt_node_results says which).
+
+    A model with no recorded build (built outside dbt's run-results hook) is taken as it is.
+    """
+    if warehouse.execute("select to_regclass('ops.dbt_node_results')").fetchone()[0] is None:
+        return
+    built = warehouse.execute(
+        "select run_date from ops.dbt_node_results where resource_type = 'model' and node_name = %s "
+        "and status = 'success' order by recorded_at desc limit 1", (sync.model,)).fetchone()
+    if built and built[0] is not None and built[0] != run_date:
+        raise WritebackError(f"{SYNC_SCHEMA}.{sync.model} was last built for {built[0]}, not {run_date}: nothing "
+                             f"was sent. Build the activation models for {run_date} first (the day's dbt build, "
+                             f"or dbt build --select {sync.model} --vars '{{run_date: {run_date}}}')")
 
 
 def read_pending(warehouse: psycopg.Connection, sync: SyncObject, report: ObjectReport) -> list[Pending]:
