@@ -3,8 +3,10 @@
 What is written comes from the dbt models in `activation` (dbt_project/models/activation/), one per
 Salesforce object, one row per record, columns named as the Salesforce fields (`SYNC_OBJECTS`). How:
 
-1. For each object, every row of its model is hashed (md5 of the row as JSON) and compared with the sync
-   ledger `ops.sync_ledger`, which holds per record the hash of the values Salesforce last accepted. Only
+1. Each model must have been built by dbt for the run date (`ops.dbt_node_results` says for which date it
+   was built last); else nothing is sent. Every row of a model is hashed (md5 of the row as JSON) and
+   compared with the sync ledger `ops.sync_ledger`, which holds per record the hash of the values
+   Salesforce last accepted. Only
    rows whose hash differs (new records, changed values) are pending, plus the records Salesforce rejected
    before and never accepted since (`ops.sync_rejections`, kept with their values, so a record the model
    no longer holds is still retried), except a record refused RETRY_LIMIT (5) times with the values it
@@ -18,8 +20,8 @@ Salesforce object, one row per record, columns named as the Salesforce fields (`
    message, first and last seen, attempts. A call refused for good stops the write-back there; what was
    accepted before is in the ledger, so the next run sends only the rest.
 
-Re-running a date sends nothing new: the ledger already holds what was accepted. To send everything again,
-delete the object's ledger rows (docs/operations.md). `dry_run` computes what would be sent and calls
+Re-running a date sends nothing new: the ledger already holds what was accepted. To send an object again in
+full, `resend` makes the ledger forget it (docs/operations.md). `dry_run` computes what would be sent and calls
 nothing.
 """
 
