@@ -216,3 +216,11 @@ def test_a_model_built_for_another_date_is_not_sent(warehouse, sf):
     finally:
         query(warehouse, "delete from ops.dbt_node_results where invocation_id = 'later'")
     assert write_back(warehouse, sf, RUN_DATE, dry_run=True).ok
+
+
+def test_a_second_write_back_at_the_same_time_is_refused(warehouse, sf):
+    with psycopg.connect(warehouse, autocommit=True) as running:
+        running.execute("select pg_advisory_lock(hashtext('csops.writeback'))")
+        with pytest.raises(WritebackError, match="another write-back is running"):
+            write_back(warehouse, sf, RUN_DATE)
+    assert write_back(warehouse, sf, RUN_DATE).ok

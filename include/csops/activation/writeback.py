@@ -160,6 +160,10 @@ def write_back(warehouse_url: str, sf: Salesforce | None, run_date: date | str, 
                              dry_run=dry_run)
     with psycopg.connect(warehouse_url, autocommit=True) as warehouse:
         ensure_schemas(warehouse)
+        # One write-back at a time (held until this connection closes): two would send the same rows twice.
+        if not warehouse.execute("select pg_try_advisory_lock(hashtext('csops.writeback'))").fetchone()[0]:
+            raise WritebackError("another write-back is running on this warehouse: nothing was sent; run again "
+                                 "once it has finished")
         warehouse.execute("analyze ops.sync_ledger, ops.sync_rejections")
         pending = {}
         for sync in objects:
