@@ -98,7 +98,8 @@ def mail_from() -> str | None:
 
 
 def salesforce_api_reserve() -> float:
-    """The share of the org's daily API budget the extract leaves for other integrations (default 20%)."""
+    """The share of the org's daily API budget the extract and the write-back leave for other integrations
+    (default 20%)."""
     return float(os.environ.get("CS_SALESFORCE_API_RESERVE", "0.2"))
 
 

@@ -8,13 +8,14 @@ ledger in step with the org) and changes only what it is about.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from decimal import Decimal
 
 import psycopg
 import pytest
 import requests
 
-from csops.activation.writeback import RETRY_LIMIT, SYNC_OBJECTS, resend, write_back
+from csops.activation.writeback import RETRY_LIMIT, SYNC_OBJECTS, WritebackError, resend, write_back
 from csops.extract.salesforce import connect_with_hook
 from csops.sandbox.salesforce.objects import make_id
 from csops.sandbox.salesforce.seed import seed_org
@@ -202,3 +203,24 @@ def test_resend_sends_an_object_in_full(warehouse, org, sf):
         "Account": 0, "Health_Score__c": 0, "Usage__c": 0, "Revenue__c": rows}
     with pytest.raises(ValueError, match="not written back: Nope__c"):
         resend(warehouse, ["Nope__c"])
+
+
+def test_a_model_built_for_another_date_is_not_sent(warehouse, sf):
+    other = RUN_DATE - timedelta(days=1)
+    query(warehouse, "insert into ops.dbt_node_results (invocation_id, run_date, unique_id, resource_type, "
+                     "node_name, status, recorded_at) values ('later', %s, 'model.csops.sync_usage', 'model', "
+                     "'sync_usage', 'success', now() + interval '1 minute')", (other,))
+    try:
+        with pytest.raises(WritebackError, match=f"sync_usage was last built for {other}, not {RUN_DATE}"):
+            write_back(warehouse, sf, RUN_DATE)
+    finally:
+        query(warehouse, "delete from ops.dbt_node_results where invocation_id = 'later'")
+    assert write_back(warehouse, sf, RUN_DATE, dry_run=True).ok
+
+
+def test_a_second_write_back_at_the_same_time_is_refused(warehouse, sf):
+    with psycopg.connect(warehouse, autocommit=True) as running:
+        running.execute("select pg_advisory_lock(hashtext('csops.writeback'))")
+        with pytest.raises(WritebackError, match="another write-back is running"):
+            write_back(warehouse, sf, RUN_DATE)
+    assert write_back(warehouse, sf, RUN_DATE).ok

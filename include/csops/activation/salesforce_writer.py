@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
+import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.bulk2 import Operation
 from simple_salesforce.exceptions import SalesforceError
@@ -172,11 +173,12 @@ def upsert(sf: Salesforce, object_name: str, external_id_field: str, records: Se
             result.outcomes.extend(outcomes)
             if on_outcomes is not None:
                 on_outcomes(outcomes)
-    except SalesforceError as error:
+    except (SalesforceError, requests.RequestException, TimeoutError) as error:
         _finish(result, counter, started)
-        raise WriteError(f"Salesforce {object_name}: {error_codes(error)} (HTTP {error.status}); "
-                         f"{len(result.outcomes):,} of {len(records):,} record(s) were written before it",
-                         result) from error
+        what = (f"{error_codes(error)} (HTTP {error.status})" if isinstance(error, SalesforceError)
+                else f"{type(error).__name__}: {error}")
+        raise WriteError(f"Salesforce {object_name}: {what}; {len(result.outcomes):,} of {len(records):,} "
+                         "record(s) were answered before it", result) from error
     _finish(result, counter, started)
     log.info("Salesforce %s: %s record(s) by %s via %s: %s written, %s rejected, %s API call(s) (%s retried) in %.1fs",
              object_name, len(records), external_id_field, result.method, len(result.succeeded), len(result.failed),

@@ -3,8 +3,10 @@
 What is written comes from the dbt models in `activation` (dbt_project/models/activation/), one per
 Salesforce object, one row per record, columns named as the Salesforce fields (`SYNC_OBJECTS`). How:
 
-1. For each object, every row of its model is hashed (md5 of the row as JSON) and compared with the sync
-   ledger `ops.sync_ledger`, which holds per record the hash of the values Salesforce last accepted. Only
+1. Each model must have been built by dbt for the run date (`ops.dbt_node_results` says for which date it
+   was built last); else nothing is sent. Every row of a model is hashed (md5 of the row as JSON) and
+   compared with the sync ledger `ops.sync_ledger`, which holds per record the hash of the values
+   Salesforce last accepted. Only
    rows whose hash differs (new records, changed values) are pending, plus the records Salesforce rejected
    before and never accepted since (`ops.sync_rejections`, kept with their values, so a record the model
    no longer holds is still retried), except a record refused RETRY_LIMIT (5) times with the values it
@@ -18,8 +20,8 @@ Salesforce object, one row per record, columns named as the Salesforce fields (`
    message, first and last seen, attempts. A call refused for good stops the write-back there; what was
    accepted before is in the ledger, so the next run sends only the rest.
 
-Re-running a date sends nothing new: the ledger already holds what was accepted. To send everything again,
-delete the object's ledger rows (docs/operations.md). `dry_run` computes what would be sent and calls
+Re-running a date sends nothing new: the ledger already holds what was accepted. To send an object again in
+full, `resend` makes the ledger forget it (docs/operations.md). `dry_run` computes what would be sent and calls
 nothing.
 """
 
@@ -158,9 +160,14 @@ def write_back(warehouse_url: str, sf: Salesforce | None, run_date: date | str, 
                              dry_run=dry_run)
     with psycopg.connect(warehouse_url, autocommit=True) as warehouse:
         ensure_schemas(warehouse)
+        # One write-back at a time (held until this connection closes): two would send the same rows twice.
+        if not warehouse.execute("select pg_try_advisory_lock(hashtext('csops.writeback'))").fetchone()[0]:
+            raise WritebackError("another write-back is running on this warehouse: nothing was sent; run again "
+                                 "once it has finished")
         warehouse.execute("analyze ops.sync_ledger, ops.sync_rejections")
         pending = {}
         for sync in objects:
+            check_built_for(warehouse, sync, run_date)
             object_report = ObjectReport(sync.object_name, sync.model)
             pending[sync.object_name] = read_pending(warehouse, sync, object_report)
             report.objects.append(object_report)
@@ -189,6 +196,22 @@ def write_back(warehouse_url: str, sf: Salesforce | None, run_date: date | str, 
                     break
     log.info("\n".join(report.lines()))
     return report
+
+
+def check_built_for(warehouse: psycopg.Connection, sync: SyncObject, run_date: date) -> None:
+    """Refuse to send a model dbt last built for another run date (ops.dbt_node_results says which).
+
+    A model with no recorded build (built outside dbt's run-results hook) is taken as it is.
+    """
+    if warehouse.execute("select to_regclass('ops.dbt_node_results')").fetchone()[0] is None:
+        return
+    built = warehouse.execute(
+        "select run_date from ops.dbt_node_results where resource_type = 'model' and node_name = %s "
+        "and status = 'success' order by recorded_at desc limit 1", (sync.model,)).fetchone()
+    if built and built[0] is not None and built[0] != run_date:
+        raise WritebackError(f"{SYNC_SCHEMA}.{sync.model} was last built for {built[0]}, not {run_date}: nothing "
+                             f"was sent. Build the activation models for {run_date} first (the day's dbt build, "
+                             f"or dbt build --select {sync.model} --vars '{{run_date: {run_date}}}')")
 
 
 def read_pending(warehouse: psycopg.Connection, sync: SyncObject, report: ObjectReport) -> list[Pending]:
