@@ -39,6 +39,7 @@ TEST_WORLD = WorldParams(accounts=16, days=75, seed=7, end_date=date(2026, 11, 2
 LONGEST_FIRST = ("tests/test_end_to_end.py", "tests/ui/test_airflow_ui.py", "built-warehouse")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids
 def pytest_collection_modifyitems(items) -> None:
     """Group the tests for `pytest -n N --dist loadgroup` (make test): a module's tests stay on one worker, so
     its module fixtures are set up once, and every test on the built dbt warehouse shares one worker, so that

@@ -231,7 +231,7 @@ def test_a_bare_airflow_home_loads_the_dags(manifest, tmp_path):
     completed = subprocess.run([str(VENV_BIN / "python"), "-c", LIST_DAGS], cwd=tmp_path, capture_output=True,
                                text=True, env=bare_airflow_environment(tmp_path / "airflow-home"), timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
-    assert completed.stdout.strip().splitlines()[-1] == "['cs_daily'] []"
+    assert completed.stdout.strip().splitlines()[-1] == "['cs_activation', 'cs_daily'] []"
 
 
 def test_a_missing_manifest_is_named_with_the_fix(manifest, tmp_path):
