@@ -5,8 +5,8 @@
     - usage (login days, webinars held, feature depth, attendee trend): the tenant's row of
       fct_tenant_daily_usage for the date; null for a company without a tenant;
     - goal achievement: the goals active that day (start date <= day <= end date, created by then, and not
-      cancelled by then), each with its latest result whose period began on or before the day and which
-      was entered by then; each rate capped at 100%, averaged over the goals with a result (fraction);
+      cancelled by then), each with its latest result as of the day (int_outcome_results_in_force); each
+      rate capped at 100%, averaged over the goals with a result (fraction);
     - touchpoints: distinct business dates with a touchpoint (int_company_touchpoints) logged on the
       company's account within the trailing 30 and 60 days;
     - key persons: contacts flagged Key_Person__c, created by then and active that day (a contact now
@@ -56,9 +56,9 @@ outcome_goals as (
 
 ),
 
-outcome_results as (
+results_in_force as (
 
-    select * from {{ ref('stg_salesforce__outcome_results') }}
+    select * from {{ ref('int_outcome_results_in_force') }}
 
 ),
 
@@ -117,23 +117,16 @@ active_goals as (
 
 latest_goal_results as (
 
-    select distinct on (active_goals.company_id, active_goals.score_date, active_goals.outcome_goal_id)
+    select
         active_goals.company_id,
         active_goals.score_date,
         active_goals.outcome_goal_id,
-        outcome_results.achievement_rate_pct
+        results_in_force.achievement_rate
     from active_goals
-    left join outcome_results
-        on active_goals.outcome_goal_id = outcome_results.outcome_goal_id
-        and outcome_results.period_month <= active_goals.score_date
-        and {{ to_business_date('outcome_results.created_at') }} <= active_goals.score_date
-        and outcome_results.achievement_rate_pct is not null
-    order by
-        active_goals.company_id,
-        active_goals.score_date,
-        active_goals.outcome_goal_id,
-        outcome_results.period_month desc nulls last,
-        outcome_results.created_at desc
+    left join results_in_force
+        on active_goals.outcome_goal_id = results_in_force.outcome_goal_id
+        and results_in_force.entered_on <= active_goals.score_date
+        and (results_in_force.superseded_on is null or results_in_force.superseded_on > active_goals.score_date)
 
 ),
 
@@ -143,10 +136,9 @@ goal_achievement as (
         company_id,
         score_date,
         count(*) as active_goals,
-        count(achievement_rate_pct) as goals_with_result,
-        -- least() would turn a goal without a result (null) into 100
-        avg(case when achievement_rate_pct is not null then least(achievement_rate_pct, 100) end) / 100
-            as goal_achievement_rate
+        count(achievement_rate) as goals_with_result,
+        -- least() would turn a goal without a result (null) into 1
+        avg(case when achievement_rate is not null then least(achievement_rate, 1) end) as goal_achievement_rate
     from latest_goal_results
     group by company_id, score_date
 

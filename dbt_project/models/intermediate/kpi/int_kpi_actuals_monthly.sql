@@ -62,9 +62,9 @@ outcome_goals as (
 
 ),
 
-outcome_results as (
+results_in_force as (
 
-    select * from {{ ref('stg_salesforce__outcome_results') }}
+    select * from {{ ref('int_outcome_results_in_force') }}
 
 ),
 
@@ -228,7 +228,6 @@ goals as (
         account_companies.company_id,
         outcome_goals.outcome_goal_id,
         outcome_goals.end_date,
-        outcome_goals.target_value,
         {{ to_business_date('outcome_goals.created_at') }} as created_date
     from outcome_goals
     inner join account_companies
@@ -242,8 +241,7 @@ goals_at_month_end as (
         customer_months.company_id,
         customer_months.month_start,
         customer_months.month_end,
-        goals.outcome_goal_id,
-        goals.target_value
+        goals.outcome_goal_id
     from customer_months
     inner join goals
         on customer_months.company_id = goals.company_id
@@ -268,24 +266,17 @@ outcome_definition as (
 
 latest_results as (
 
-    -- each goal's latest result entered by the month's end, capped at 100%
+    -- each goal's latest result as of the month's end, capped at 100%
     select
         goals_at_month_end.company_id,
         goals_at_month_end.month_start,
         goals_at_month_end.outcome_goal_id,
-        least(coalesce(
-            outcome_results.achievement_rate_pct / 100,
-            outcome_results.actual_value / nullif(goals_at_month_end.target_value, 0),
-            0
-        ), 1) as capped_achievement_rate,
-        row_number() over (
-            partition by goals_at_month_end.month_start, goals_at_month_end.outcome_goal_id
-            order by outcome_results.period_month desc, outcome_results.created_at desc
-        ) as recency
+        least(results_in_force.achievement_rate, 1) as capped_achievement_rate
     from goals_at_month_end
-    inner join outcome_results
-        on goals_at_month_end.outcome_goal_id = outcome_results.outcome_goal_id
-        and {{ to_business_date('outcome_results.created_at') }} <= goals_at_month_end.month_end
+    inner join results_in_force
+        on goals_at_month_end.outcome_goal_id = results_in_force.outcome_goal_id
+        and results_in_force.entered_on <= goals_at_month_end.month_end
+        and (results_in_force.superseded_on is null or results_in_force.superseded_on > goals_at_month_end.month_end)
 
 ),
 
@@ -296,7 +287,6 @@ company_achievement as (
         month_start,
         avg(capped_achievement_rate) as goal_achievement_rate
     from latest_results
-    where recency = 1
     group by company_id, month_start
 
 ),

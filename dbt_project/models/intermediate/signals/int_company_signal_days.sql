@@ -53,9 +53,9 @@ outcome_goals as (
 
 ),
 
-outcome_results as (
+results_in_force as (
 
-    select * from {{ ref('stg_salesforce__outcome_results') }}
+    select * from {{ ref('int_outcome_results_in_force') }}
 
 ),
 
@@ -159,50 +159,29 @@ usage_near_plan_limit as (
 ),
 
 -- the latest result of a goal not past its end date reached the threshold (1.00 = 100% of the target)
-results_in_force as (
-
-    -- A result is the goal's latest from the day it was entered until the next one is entered.
-    select
-        account_companies.company_id,
-        outcome_goals.outcome_goal_name,
-        outcome_goals.end_date,
-        outcome_results.period_month,
-        coalesce(
-            outcome_results.achievement_rate_pct / 100,
-            outcome_results.actual_value / nullif(outcome_goals.target_value, 0)
-        ) as achievement_rate,
-        {{ to_business_date('outcome_results.created_at') }} as entered_date,
-        lead({{ to_business_date('outcome_results.created_at') }}) over (
-            partition by outcome_results.outcome_goal_id
-            order by outcome_results.period_month, outcome_results.created_at
-        ) as next_entered_date
-    from outcome_results
-    inner join outcome_goals
-        on outcome_results.outcome_goal_id = outcome_goals.outcome_goal_id
-    inner join account_companies
-        on outcome_goals.account_id = account_companies.account_id
-
-),
-
 outcome_goal_achieved as (
 
     select
-        results_in_force.company_id,
+        account_companies.company_id,
         signal_days.signal_date,
         string_agg(
-            results_in_force.outcome_goal_name || ': ' || round(100 * results_in_force.achievement_rate)
+            outcome_goals.outcome_goal_name || ': ' || round(100 * results_in_force.achievement_rate)
             || '% of the target in ' || to_char(results_in_force.period_month, 'YYYY-MM'),
-            '; ' order by results_in_force.outcome_goal_name
+            '; ' order by outcome_goals.outcome_goal_name
         ) as detail
     from results_in_force
+    inner join outcome_goals
+        on results_in_force.outcome_goal_id = outcome_goals.outcome_goal_id
+    inner join account_companies
+        on results_in_force.account_id = account_companies.account_id
     inner join signal_rules
         on signal_rules.signal_key = 'outcome_goal_achieved'
     inner join signal_days
-        on signal_days.signal_date >= results_in_force.entered_date
-        and (results_in_force.next_entered_date is null or signal_days.signal_date < results_in_force.next_entered_date)
-        and (results_in_force.end_date is null or signal_days.signal_date <= results_in_force.end_date)
+        on signal_days.signal_date >= results_in_force.entered_on
+        and (results_in_force.superseded_on is null or signal_days.signal_date < results_in_force.superseded_on)
+        and (outcome_goals.end_date is null or signal_days.signal_date <= outcome_goals.end_date)
     where results_in_force.achievement_rate >= signal_rules.threshold
-    group by results_in_force.company_id, signal_days.signal_date
+    group by account_companies.company_id, signal_days.signal_date
 
 ),
 
