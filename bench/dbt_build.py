@@ -233,7 +233,7 @@ def dbt_build(warehouse_url: str, target: Path, run_date: date, history_days: in
             "name": node["name"], "type": node["resource_type"],
             "materialized": node["config"].get("materialized") if node["resource_type"] == "model" else "",
             "seconds": result["execution_time"], "rows": rows if isinstance(rows, int) and rows >= 0 else None}
-    figures = {"seconds": seconds, "nodes": nodes}
+    figures = {"run_date": run_date.isoformat(), "seconds": seconds, "nodes": nodes}
     (target / "bench-figures.json").write_text(json.dumps(figures, indent=1))
     return figures
 
@@ -243,7 +243,8 @@ def print_report(world, run_date: date, history_days: int, threads: int, full: d
     def rows(value) -> str:
         return "" if value is None else f"{value:,}"
 
-    print(f"\ndbt build: full (run_date {run_date}) vs daily increment (run_date {run_date + timedelta(days=1)}). "
+    print(f"\ndbt build: full (run_date {full.get('run_date')}) vs daily increment (run_date "
+          f"{run_date + timedelta(days=1)}). "
           f"World: {world.accounts:,} companies x {world.days} days from {world.start_date}, seed {world.seed}, "
           f"attendee_scale {world.attendee_scale}; history vars {history_days} days; dbt threads {threads}; "
           f"{os.cpu_count()} cores")
@@ -289,6 +290,9 @@ def main() -> None:
                         help="health_history_days, usage_history_days and signal_history_days (365)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rebuild", action="store_true", help="drop the benchmark's databases first")
+    parser.add_argument("--daily-only", action="store_true",
+                        help="skip the full build: add one more day to the warehouse the last run left, time its "
+                             "daily build, and compare it with the last full build's figures")
     arguments = parser.parse_args()
 
     from csops.local_postgres import LocalPostgres, ensure_database
@@ -330,10 +334,18 @@ def main() -> None:
             one_time["full extract"] = time.monotonic() - started
             record_loaded_through(warehouse_url, run_date)
 
-        say(f"dbt build --full-refresh, run_date {run_date} ...")
-        full = dbt_build(warehouse_url, work / "full", run_date, arguments.history_days, arguments.threads,
-                         "--full-refresh")
-        say(f"  {full['seconds']:.1f}s")
+        saved = work / "full" / "bench-figures.json"
+        if arguments.daily_only:
+            if "full extract" in one_time or not saved.exists():
+                raise SystemExit("--daily-only needs the warehouse and the full build figures of an earlier run; "
+                                 "run without it first")
+            full = json.loads(saved.read_text())
+            say(f"Comparing with the last full build ({full.get('run_date')}, {full['seconds']:.1f}s)")
+        else:
+            say(f"dbt build --full-refresh, run_date {run_date} ...")
+            full = dbt_build(warehouse_url, work / "full", run_date, arguments.history_days, arguments.threads,
+                             "--full-refresh")
+            say(f"  {full['seconds']:.1f}s")
 
         say(f"Adding {next_day} to the sources")
         sources.build(world, next_day)

@@ -1,7 +1,7 @@
 """The models a daily run builds incrementally write, for the dates they rewrite, exactly the rows a full build
 computes for those dates: the usage mart (the last usage_recompute_days dates, read from the spine rows its
-windows need), the health score's customer days and indicator values (the run date), and the daily signal
-history (the run date), with fct_company_signals reading the same signal_history_days either way."""
+windows need), the health score's customer days, indicator values and indicator scores (the run date), and the
+daily signal history (the run date), with fct_company_signals reading the same signal_history_days either way."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ REWRITTEN = {
     "marts.fct_tenant_daily_usage": ("usage_date", [NEXT_DAY - timedelta(days=n) for n in range(RECOMPUTE_DAYS)]),
     "intermediate.int_health_customer_days": ("score_date", [NEXT_DAY]),
     "intermediate.int_health_indicator_values": ("score_date", [NEXT_DAY]),
+    "intermediate.int_health_indicator_scores": ("score_date", [NEXT_DAY]),
     "intermediate.int_company_signal_days": ("signal_date", [NEXT_DAY]),
 }
 

@@ -11,7 +11,11 @@
     usage_history_days dates of history (`is_in_history`), and its longest frame (attendees in the
     90 days before the current 30-day window) looks 119 rows back, so every kept row has complete
     windows.
+
+    A table, rebuilt by every run: is_run_date and is_in_history are relative to the run date, and its
+    tests read the rows once instead of recomputing every tenant's first activity each time.
 #}
+{{ config(materialized='table') }}
 {%- set lookback_days = 119 -%}
 {%- set history_days = var('usage_history_days') | int -%}
 
