@@ -10,9 +10,11 @@ INSTALLED := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sh
 run: $(INSTALLED)
 	$(VENV)/bin/csops run $(ARGS)
 
+# The suite runs on TEST_WORKERS processes (pytest-xdist); TEST_WORKERS=0 runs it in this one.
+TEST_WORKERS ?= 2
 test: $(INSTALLED)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest $(ARGS)
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup $(ARGS)
 
 install: $(INSTALLED)
 
@@ -37,7 +39,8 @@ ui: $(INSTALLED)
 
 # Extract-load benchmarks: project loader vs raw COPY pipe vs dlt (dlt lives in its own venv); then
 # 200,000 Salesforce Tasks extracted by REST and by Bulk API 2.0 from the sandbox org; then a full read
-# of the board sandbox's invoices (10,000 companies x 24 months) under board's 3 requests/second limit;
+# of the board sandbox's invoices (10,000 companies x 24 months) under board's 3 requests/second limit; then
+# the Salesforce write-back for 10,000 companies: a first full sync, a day with 5% of scores changed, a re-run;
 # then the dbt build case (bench-dbt).
 bench: $(INSTALLED)
 	test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
@@ -45,6 +48,7 @@ bench: $(INSTALLED)
 	$(VENV)/bin/python bench/extract_load.py --dlt-python .venv-bench/bin/python $(ARGS)
 	$(VENV)/bin/python bench/salesforce_extract.py
 	$(VENV)/bin/python bench/board_extract.py
+	$(VENV)/bin/python bench/salesforce_writeback.py
 	nice -n 10 $(VENV)/bin/python bench/dbt_build.py
 
 # dbt build, full vs daily increment, on 10,000 companies x 365 days (the world is generated once into

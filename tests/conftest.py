@@ -22,7 +22,7 @@ from csops.local_postgres import LocalPostgres, ensure_database
 from csops.sandbox.nexpro.generator import build_world
 from csops.sandbox.world import WorldParams
 
-pytest_plugins = ["tests.salesforce_fixtures"]
+pytest_plugins = ["tests.salesforce_fixtures", "tests.channel_fixtures"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent  # dbt, airflow and csops live beside the interpreter running the tests
@@ -33,6 +33,26 @@ os.environ["AIRFLOW__COSMOS__ENABLE_TELEMETRY"] = "False"
 
 # A small world: every persona present, two months of history ending on a fixed date.
 TEST_WORLD = WorldParams(accounts=16, days=75, seed=7, end_date=date(2026, 11, 20))
+
+
+# The longest groups start first under `pytest -n`, so no worker is left with one of them at the end.
+LONGEST_FIRST = ("tests/test_end_to_end.py", "tests/ui/test_airflow_ui.py", "built-warehouse")
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Group the tests for `pytest -n N --dist loadgroup` (make test): a module's tests stay on one worker, so
+    its module fixtures are set up once, and every test on the built dbt warehouse shares one worker, so that
+    warehouse is built once. Without -n the groups change nothing."""
+    def group(item) -> str:
+        return "built-warehouse" if "built_template" in item.fixturenames else item.nodeid.split("::")[0]
+
+    def rank(item) -> int:
+        return next((index for index, name in enumerate(LONGEST_FIRST) if group(item).startswith(name)),
+                    len(LONGEST_FIRST))
+
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(group(item)))
+    items.sort(key=rank)  # stable: collection order within a rank
 
 
 def free_port() -> int:

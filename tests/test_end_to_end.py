@@ -15,7 +15,9 @@ import pytest
 
 from csops.local_postgres import LocalPostgres
 from csops.sandbox.board.server import BoardSandbox
+from csops.sandbox.mail.server import MailCatcher
 from csops.sandbox.salesforce.server import SalesforceSandbox
+from csops.sandbox.slack.server import SlackSink
 from tests.conftest import TEST_WORLD, VENV_BIN, free_port
 
 RUN_DATE = TEST_WORLD.end_date.isoformat()
@@ -32,7 +34,8 @@ def environment(local_dir):
                    if not key.startswith(("AIRFLOW", "CS_", "REQUESTS_CA_BUNDLE"))}
     environment.update(CS_LOCAL_DIR=str(local_dir), CS_LOCAL_PG_PORT=str(free_port()),
                        CS_SALESFORCE_PORT=str(free_port()), CS_SALESFORCE_PROXY_PORT=str(free_port()),
-                       CS_BOARD_PORT=str(free_port()))
+                       CS_BOARD_PORT=str(free_port()), CS_MAIL_CATCHER_PORT=str(free_port()),
+                       CS_SLACK_SINK_PORT=str(free_port()))
     return environment
 
 
@@ -71,11 +74,17 @@ def test_first_run_loads_builds_and_summarises(first_run, environment, local_dir
     assert catalog["nodes"]["model.csops.fct_health_scores"]["metadata"]["schema"] == "marts", "with the tables"
     assert len(json.loads((site / "manifest.json").read_text())["exposures"]) == 4, "and the four dashboards"
     assert "tests passed" in first_run
+    activation = first_run[first_run.index(f"\nActivation {RUN_DATE} "):]
+    assert "Killswitch: inputs sound" in activation and "Written back to Salesforce: " in activation
+    assert "Salesforce tasks " in activation and " created" in activation and "Slack digest: sent" in activation
     assert "make warehouse" in first_run, "the summary says how to open the marts"
     server = LocalPostgres(local_dir / "postgres", int(environment["CS_LOCAL_PG_PORT"]))
     assert not server.is_running(), "csops run stops the server it started"
     assert not SalesforceSandbox(local_dir / "salesforce", "", 0, 0).is_running(), "and the Salesforce sandbox"
     assert not BoardSandbox(local_dir / "board", "", 0).is_running(), "and the board sandbox"
+    assert (local_dir / "mail" / "credentials.json").exists(), "the mail catcher ran"
+    assert not MailCatcher(local_dir / "mail").is_running(), "and was stopped"
+    assert not SlackSink(local_dir / "slack").is_running(), "and the Slack sink"
     server.start()
     try:
         with psycopg.connect(server.url("warehouse")) as connection:
@@ -98,6 +107,10 @@ def test_first_run_loads_builds_and_summarises(first_run, environment, local_dir
             freshness = connection.execute("select count(*) filter (where status = 'pass'), count(*) "
                                            "from ops.dbt_node_results where resource_type = 'source'").fetchone()
             assert freshness == (27, 27), "source_freshness ran as part of the DAG"
+            firings = dict(connection.execute("select outcome, count(*) from ops.playbook_firings "
+                                              "group by outcome").fetchall())
+            assert firings.get("created") and firings.get("sent") and not firings.get("failed"), \
+                "cs_activation ran after cs_daily: tasks created, e-mails and Slack sent"
             builds = connection.execute("select count(distinct invocation_id), count(*) from ops.dbt_node_results "
                                         "where resource_type <> 'source'").fetchone()
             assert builds[0] == 1 and builds[1] > 100, "one dbt build built every model and ran every test"
@@ -110,7 +123,7 @@ def test_the_run_prints_a_short_account_and_keeps_the_full_logs_in_a_file(first_
     assert "▸ extract" in first_run and "✓ extract: 27 tasks" in first_run
     assert "✓ dbt:" in first_run and "✓ source_freshness: 1 task" in first_run
     assert first_run.count("▸ dbt") == 1, "dbt is one stage, wherever source_freshness ran"
-    assert len(first_run.splitlines()) < 80, "no task logs on the console"
+    assert len(first_run.splitlines()) < 100, "no task logs on the console"
     [log_file] = (local_dir / "logs").glob("run-*.log")
     assert str(log_file) in first_run, "the console names the log file"
     full = log_file.read_text()
@@ -131,6 +144,8 @@ def test_second_run_reuses_everything_and_changes_nothing(first_run, environment
 
     assert "reusing it" in second
     assert "airflow db migrate" not in second, "the Airflow metadata DB is reused"
+    assert "Playbooks: nothing new fired" in second, "re-running the date fires nothing twice"
+    assert "Written back to Salesforce: 0 rows accepted, 0 rejected, of 0 changed" in second
     server.start()
     try:
         with psycopg.connect(server.url("warehouse")) as connection:
@@ -138,12 +153,15 @@ def test_second_run_reuses_everything_and_changes_nothing(first_run, environment
                 "select source_name, table_name, load_mode, rows_read, rows_inserted + rows_updated "
                 "from ops.extract_runs "
                 "where run_id = (select run_id from ops.extract_runs order by started_at desc limit 1)").fetchall()
-        assert sum(changed for *_, changed in loads) == 0
-        # Every table with rows loads incrementally; a Salesforce object that never had a record (the ones
-        # the platform writes back later) has no watermark yet, so it is read in full: zero rows, 4 calls.
-        assert [(source, table) for source, table, mode, read, _ in loads if mode != "incremental"] == [
-            ("salesforce", table) for source, table, mode, read, _ in loads if source == "salesforce" and read == 0
-            and mode == "full"]
+        # Only what the first run's activation wrote to Salesforce comes back: the write-back's objects and
+        # the playbooks' Tasks and Opportunity drafts.
+        written = {"account", "task", "opportunity", "health_score__c", "usage__c", "revenue__c"}
+        assert sum(changed for source, table, *_, changed in loads if (source, table) not in
+                   {("salesforce", name) for name in written}) == 0
+        # Every table with rows loads incrementally; a Salesforce object that had no record at the first load
+        # (the ones the write-back fills) had no watermark yet, so it is read in full.
+        assert {(source, table) for source, table, mode, *_ in loads if mode != "incremental"} == {
+            ("salesforce", name) for name in ("health_score__c", "usage__c", "revenue__c")}
         assert len(loads) == 26
         assert mart_rows(server) == before
     finally:

@@ -1,15 +1,21 @@
 """`csops` — the command line behind `make run` and `make warehouse`.
 
-    csops run [--accounts 200 --days 180 --seed 42 --date YYYY-MM-DD --full-refresh all|TABLE,... --rebuild-marts]
+    csops run [--accounts 200 --days 180 --seed 42 --date YYYY-MM-DD --full-refresh all|TABLE,... --rebuild-marts
+               --dry-run]
         The daily job on this machine: warehouse up, Nexpro, Salesforce and board sandboxes ready
-        (their history ending on the date), Airflow's `cs_daily` DAG run with `airflow dags test` as
-        the scheduled run that computes the date (default: yesterday in Tokyo, the last complete day),
-        a summary, and everything it started stopped.
+        (their history ending on the date), the mail catcher and the Slack sink up, Airflow's
+        `cs_daily` DAG run with `airflow dags test` as the scheduled run that computes the date
+        (default: yesterday in Tokyo, the last complete day), then `cs_activation` for that date
+        (write-back, playbooks, Slack), a summary of each, and everything it started stopped.
     csops sandbox nexpro|salesforce|board --accounts N --days D --seed S [--end-date YYYY-MM-DD]
         Build (or extend) the Nexpro sandbox database and write the world manifest, or seed the
         Salesforce sandbox org or the board billing sandbox from the same world.
     csops warehouse
         Keep the local warehouse up on 127.0.0.1 for psql or a BI tool until Ctrl-C.
+    csops writeback [--date YYYY-MM-DD --dry-run --resend all|OBJECT,...]
+        Write the activation models' changes back to Salesforce (connection salesforce_default, else the
+        local sandbox org) as the daily run does; --dry-run only reports what would be sent; --resend makes
+        the ledger forget those objects first, so their rows are sent in full.
     csops ui [--accounts 200 --days 180 --seed 42]
         A real Airflow 3 on 127.0.0.1 (port CS_AIRFLOW_PORT, 8080): the stack and sandbox as for `run`, then
         api-server, scheduler (LocalExecutor), dag-processor and triggerer until Ctrl-C.
@@ -20,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -232,6 +239,18 @@ def command_run(arguments: argparse.Namespace) -> None:
         if run_id:
             summary = stored_summary(stack.warehouse_url, run_id)
             print("\n" + (summary or format_summary(run_summary(stack.warehouse_url, run_id))))
+        if not failure:
+            # What the scheduler does once cs_daily has updated the marts' Assets: the activation for that date.
+            try:
+                step(f"cs_activation for {run_date}",
+                     [str(BIN / "airflow"), "dags", "test", "cs_activation", logical_date_computing(run_date),
+                      "--conf", json.dumps({"run_date": run_date.isoformat(), "dry_run": arguments.dry_run})],
+                     environment, log_file=log_file)
+            except SystemExit as error:
+                failure = error
+            activation_run = latest_run_id(stack.warehouse_url)
+            if activation_run and activation_run != run_id:
+                print("\n" + (stored_summary(stack.warehouse_url, activation_run) or ""))
         if failure:
             print(f"\nThe run failed: what failed is listed first above. The full output, every task's log "
                   f"included, is in {log_file} (search it for the task id).")
@@ -259,7 +278,8 @@ def command_sandbox(arguments: argparse.Namespace) -> None:
         # A server of its own (docker compose's `sources`): no embedded server, no warehouse needed.
         build_nexpro_sandbox(configured, arguments.accounts, arguments.days, arguments.seed, end_date)
         return
-    with local_stack(salesforce=arguments.system == "salesforce", board=arguments.system == "board") as stack:
+    with local_stack(salesforce=arguments.system == "salesforce", board=arguments.system == "board",
+                     channels=False) as stack:
         world = (arguments.accounts, arguments.days, arguments.seed, end_date)
         if arguments.system == "nexpro":
             build_nexpro_sandbox(stack.nexpro_url, *world)
@@ -272,8 +292,36 @@ def command_sandbox(arguments: argparse.Namespace) -> None:
                              f"its sandbox is not used")
 
 
+def command_writeback(arguments: argparse.Namespace) -> None:
+    import requests
+
+    from csops.activation.writeback import SYNC_OBJECTS, WritebackError, resend, write_back
+    from csops.extract.salesforce import connect_with_hook
+
+    run_date = date.fromisoformat(arguments.date) if arguments.date else last_complete_business_day()
+    with local_stack(salesforce=not arguments.dry_run, board=False) as stack:
+        if arguments.resend:
+            names = ([sync.object_name for sync in SYNC_OBJECTS] if arguments.resend == "all"
+                     else [name.strip() for name in arguments.resend.split(",") if name.strip()])
+            try:
+                resend(stack.warehouse_url, names)
+            except ValueError as error:
+                raise SystemExit(str(error)) from None
+        sf = None
+        if not arguments.dry_run:
+            os.environ.update(stack.airflow_connections())
+            sf = connect_with_hook(settings.SALESFORCE_CONN_ID)(requests.Session())
+        try:
+            report = write_back(stack.warehouse_url, sf, run_date, dry_run=arguments.dry_run)
+        except WritebackError as error:
+            raise SystemExit(str(error)) from None
+        print("\n".join(report.lines()))
+        if not report.ok:
+            raise SystemExit(1)
+
+
 def command_warehouse(_arguments: argparse.Namespace) -> None:
-    with local_stack(salesforce=False, board=False) as stack:
+    with local_stack(salesforce=False, board=False, channels=False) as stack:
         variables = dbt_environment(stack.warehouse_url)
         print(f"Warehouse up: host {variables['CS_WAREHOUSE_HOST']} port {variables['CS_WAREHOUSE_PORT']} "
               f"database {variables['CS_WAREHOUSE_DBNAME']} user {variables['CS_WAREHOUSE_USER']}")
@@ -328,6 +376,9 @@ def main(argv: list[str] | None = None) -> None:
                           "comma-separated list")
     run.add_argument("--rebuild-marts", action="store_true",
                      help="rebuild the incremental marts from scratch (dbt --full-refresh)")
+    run.add_argument("--dry-run", action="store_true", default=settings.activation_dry_run(),
+                     help="the activation records what it would write back and fire, and sends nothing "
+                          "(default: CS_ACTIVATION_DRY_RUN)")
     run.set_defaults(handler=command_run)
     sandbox = commands.add_parser("sandbox", help="build the sandbox source systems")
     sandbox.add_argument("system", choices=["nexpro", "salesforce", "board"])
@@ -337,6 +388,13 @@ def main(argv: list[str] | None = None) -> None:
     sandbox.set_defaults(handler=command_sandbox)
     warehouse = commands.add_parser("warehouse", help="keep the local warehouse up until Ctrl-C")
     warehouse.set_defaults(handler=command_warehouse)
+    writeback = commands.add_parser("writeback", help="write the activation models' changes back to Salesforce")
+    writeback.add_argument("--date", help="the run date the activation models were built for, YYYY-MM-DD "
+                                          "(default: yesterday in Asia/Tokyo)")
+    writeback.add_argument("--dry-run", action="store_true", help="report what would be sent; call nothing")
+    writeback.add_argument("--resend", metavar="OBJECTS",
+                           help="send these objects in full: 'all' or a comma-separated list, e.g. Usage__c")
+    writeback.set_defaults(handler=command_writeback)
     ui = commands.add_parser("ui", help="a real Airflow 3 with its UI on 127.0.0.1 until Ctrl-C")
     add_world_arguments(ui)
     ui.set_defaults(handler=command_ui)

@@ -1,8 +1,9 @@
 """The servers a local run needs: configured ones when given, else the embedded ones.
 
-`local_stack()` resolves the warehouse and Nexpro URLs and the Salesforce and board connections. What
-is not configured runs locally: the embedded Postgres (warehouse, Nexpro sandbox, the Salesforce and
-board sandboxes' storage) and the Salesforce and board sandbox servers. Everything it started is
+`local_stack()` resolves the warehouse and Nexpro URLs and the Salesforce, board, SMTP and Slack
+connections. What is not configured runs locally: the embedded Postgres (warehouse, Nexpro sandbox, the
+Salesforce and board sandboxes' storage), the Salesforce and board sandbox servers, the mail catcher and
+the Slack sink. Everything it started is
 stopped on the way out — on success, failure or Ctrl-C — but only what this call started (a server kept
 up by `make warehouse` stays up).
 """
@@ -21,7 +22,9 @@ from csops import settings
 from csops.dbt_docs import cosmos_docs_projects
 from csops.local_postgres import LocalPostgres
 from csops.sandbox.board.server import BoardSandbox
+from csops.sandbox.mail.server import MailCatcher
 from csops.sandbox.salesforce.server import SalesforceSandbox
+from csops.sandbox.slack.server import SlackSink
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,10 @@ class Stack:
     salesforce_sandbox: SalesforceSandbox | None = None
     board_connection: str = ""  # Airflow connection (JSON) of the board API: the sandbox's or the configured one
     board_sandbox: BoardSandbox | None = None
+    smtp_connection: str = ""  # Airflow connection (JSON) of the SMTP server: the mail catcher's or the configured one
+    mail_catcher: MailCatcher | None = None
+    slack_connection: str = ""  # Airflow connection (JSON) of the Slack webhook: the sink's or the configured one
+    slack_sink: SlackSink | None = None
 
     def airflow_connections(self) -> dict[str, str]:
         connections = {f"AIRFLOW_CONN_{settings.WAREHOUSE_CONN_ID.upper()}": self.warehouse_url,
@@ -48,6 +55,10 @@ class Stack:
             connections[f"AIRFLOW_CONN_{settings.SALESFORCE_CONN_ID.upper()}"] = self.salesforce_connection
         if self.board_connection:
             connections[f"AIRFLOW_CONN_{settings.BOARD_CONN_ID.upper()}"] = self.board_connection
+        if self.smtp_connection:
+            connections[f"AIRFLOW_CONN_{settings.SMTP_CONN_ID.upper()}"] = self.smtp_connection
+        if self.slack_connection:
+            connections[f"AIRFLOW_CONN_{settings.SLACK_CONN_ID.upper()}"] = self.slack_connection
         if self.salesforce_sandbox is not None:
             # The sandbox's certificate is signed by a local CA; this bundle holds it beside the usual ones.
             connections["REQUESTS_CA_BUNDLE"] = str(self.salesforce_sandbox.ca_bundle())
@@ -67,9 +78,18 @@ def salesforce_sandbox(server: LocalPostgres) -> SalesforceSandbox:
     return SalesforceSandbox(settings.local_dir() / "salesforce", server.url(SALESFORCE_DATABASE), port, proxy_port)
 
 
+def mail_catcher() -> MailCatcher:
+    return MailCatcher(settings.mail_dir(), port=settings.mail_catcher_port())
+
+
+def slack_sink() -> SlackSink:
+    return SlackSink(settings.slack_dir(), port=settings.slack_sink_port())
+
+
 @contextmanager
-def local_stack(*, salesforce: bool = True, board: bool = True) -> Iterator[Stack]:
-    """The stack; `salesforce=False` / `board=False` leave those sandboxes out (for commands that do not need them)."""
+def local_stack(*, salesforce: bool = True, board: bool = True, channels: bool = True) -> Iterator[Stack]:
+    """The stack; `salesforce=False` / `board=False` / `channels=False` leave those sandboxes out (for commands
+    that do not need them); `channels` are the mail catcher and the Slack sink."""
     warehouse_url = settings.configured_warehouse_url()
     nexpro_url = settings.configured_nexpro_url()
     salesforce_connection = settings.configured_salesforce_connection() or ""
@@ -79,6 +99,10 @@ def local_stack(*, salesforce: bool = True, board: bool = True) -> Iterator[Stac
     server, started = None, False
     sandbox, sandbox_started = None, False
     billing, billing_started = None, False
+    smtp_connection = settings.configured_smtp_connection() or ""
+    slack_connection = settings.configured_slack_connection() or ""
+    catcher, catcher_started = None, False
+    sink, sink_started = None, False
     if not (warehouse_url and nexpro_url) or run_sandbox or run_board:
         server = local_server()
         started = server.start()
@@ -100,8 +124,21 @@ def local_stack(*, salesforce: bool = True, board: bool = True) -> Iterator[Stac
                 billing = board_sandbox(server)
                 billing_started = billing.start()
                 board_connection = json.dumps(billing.airflow_connection())
-        yield Stack(warehouse_url, nexpro_url, server, salesforce_connection, sandbox, board_connection, billing)
+        if channels and not smtp_connection:
+            catcher = mail_catcher()
+            catcher_started = catcher.start()
+            smtp_connection = json.dumps(catcher.airflow_connection())
+        if channels and not slack_connection:
+            sink = slack_sink()
+            sink_started = sink.start()
+            slack_connection = json.dumps(sink.airflow_connection())
+        yield Stack(warehouse_url, nexpro_url, server, salesforce_connection, sandbox, board_connection, billing,
+                    smtp_connection, catcher, slack_connection, sink)
     finally:
+        if sink_started:
+            sink.stop()
+        if catcher_started:
+            catcher.stop()
         if billing_started:
             billing.stop()
         if sandbox_started:

@@ -16,6 +16,9 @@ WAREHOUSE_CONN_ID = "cs_warehouse"
 NEXPRO_CONN_ID = "nexpro_db"
 SALESFORCE_CONN_ID = "salesforce_default"
 BOARD_CONN_ID = "board_default"
+# The activation channels: Airflow's SMTP provider and the Slack incoming-webhook provider read these.
+SMTP_CONN_ID = "smtp_default"
+SLACK_CONN_ID = "slack_default"
 
 BUSINESS_TIMEZONE = "Asia/Tokyo"
 # Incremental loads re-read rows updated this long before the watermark (a DAG param can change it).
@@ -58,14 +61,57 @@ def board_sandbox_port() -> int:
     return int(os.environ.get("CS_BOARD_PORT", "54332"))
 
 
+def configured_smtp_connection() -> str | None:
+    """The SMTP server the user configured (a real relay), as Airflow reads it from the environment."""
+    return os.environ.get(f"AIRFLOW_CONN_{SMTP_CONN_ID.upper()}")
+
+
+def configured_slack_connection() -> str | None:
+    """The Slack incoming webhook the user configured, as Airflow reads it from the environment."""
+    return os.environ.get(f"AIRFLOW_CONN_{SLACK_CONN_ID.upper()}")
+
+
+def mail_catcher_port() -> int:
+    """The local mail catcher's SMTP port (127.0.0.1)."""
+    return int(os.environ.get("CS_MAIL_CATCHER_PORT", "54333"))
+
+
+def slack_sink_port() -> int:
+    """The local Slack sink's HTTP port (127.0.0.1)."""
+    return int(os.environ.get("CS_SLACK_SINK_PORT", "54334"))
+
+
+def mail_dir() -> Path:
+    """Where the local mail catcher keeps every message it receives (`.eml` files, messages.jsonl, index.html)."""
+    return Path(os.environ.get("CS_MAIL_DIR", local_dir() / "mail")).resolve()
+
+
+def slack_dir() -> Path:
+    """Where the local Slack sink keeps every post it accepts (posts.jsonl, index.html)."""
+    return Path(os.environ.get("CS_SLACK_DIR", local_dir() / "slack")).resolve()
+
+
+def mail_from() -> str | None:
+    """The sender of customer e-mails (CS_MAIL_FROM, e.g. `Nexpro カスタマーサクセス <success@nexpro.example>`);
+    unset, the SMTP connection's `from_email` extra is used."""
+    return os.environ.get("CS_MAIL_FROM") or None
+
+
 def salesforce_api_reserve() -> float:
-    """The share of the org's daily API budget the extract leaves for other integrations (default 20%)."""
+    """The share of the org's daily API budget the extract and the write-back leave for other integrations
+    (default 20%)."""
     return float(os.environ.get("CS_SALESFORCE_API_RESERVE", "0.2"))
 
 
 def salesforce_bulk_threshold() -> int:
     """Above this many rows to read, an object is extracted with a Bulk API 2.0 query job instead of REST."""
     return int(os.environ.get("CS_SALESFORCE_BULK_THRESHOLD", "10000"))
+
+
+def salesforce_write_bulk_threshold() -> int:
+    """Above this many records to write to one object, a Bulk API 2.0 ingest job is used instead of sObject
+    Collections (200 records per call); at 1,000 both cost about five calls (CS_SALESFORCE_WRITE_BULK_THRESHOLD)."""
+    return int(os.environ.get("CS_SALESFORCE_WRITE_BULK_THRESHOLD", "1000"))
 
 
 def salesforce_sandbox_ports() -> tuple[int, int]:
@@ -110,3 +156,20 @@ def run_date_for(moment) -> str:
     import pendulum
 
     return pendulum.instance(moment).in_timezone(BUSINESS_TIMEZONE).subtract(days=1).to_date_string()
+
+
+def activation_dry_run() -> bool:
+    """Whether the activation only records what would fire and sends nothing (CS_ACTIVATION_DRY_RUN, default
+    false; the cs_activation DAG's `dry_run` param starts from it)."""
+    return os.environ.get("CS_ACTIVATION_DRY_RUN", "false").strip().lower() in ("1", "true", "yes", "on")
+
+
+def activation_max_firing_share() -> float:
+    """The killswitch trips when more than this share of the companies scored on the run date would get a
+    playbook at once (CS_ACTIVATION_MAX_FIRING_SHARE, default 0.3)."""
+    return float(os.environ.get("CS_ACTIVATION_MAX_FIRING_SHARE", "0.3"))
+
+
+def activation_ops_email() -> str:
+    """Where the killswitch's alert e-mail goes (CS_ACTIVATION_OPS_EMAIL, default the sandbox's ops address)."""
+    return os.environ.get("CS_ACTIVATION_OPS_EMAIL", "cs-ops@csops.sandbox")

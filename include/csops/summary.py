@@ -123,11 +123,7 @@ def run_summary(warehouse_url: str, run_id: str, task_states: dict[str, str] | N
             identity_issues = {row["issue_type"]: row["issues"] for row in connection.execute(
                 "select issue_type, count(*) as issues from marts.dq_identity_issues group by issue_type "
                 "order by issue_type").fetchall()}
-        revenue = None
-        if table_exists(connection, "marts.fct_revenue_monthly"):
-            revenue = connection.execute(
-                "select month_start, closing_mrr, customers_at_end, nrr, grr, nrr_t12m, grr_t12m "
-                "from marts.fct_revenue_monthly order by month_start desc limit 1").fetchone()
+        revenue = latest_revenue(connection)
         health = health_of_the_day(connection, run_date) if table_exists(connection, "marts.fct_health_scores") \
             else None
     models = [node for node in dbt if node["resource_type"] in MODEL_TYPES]
@@ -202,6 +198,29 @@ def health_of_the_day(connection: psycopg.Connection, run_date: date | None) -> 
     }
 
 
+def latest_revenue(connection: psycopg.Connection, run_date: date | None = None) -> dict | None:
+    """The latest month of marts.fct_revenue_monthly (starting on or before `run_date` when given), or None."""
+    if not table_exists(connection, "marts.fct_revenue_monthly"):
+        return None
+    return connection.cursor(row_factory=dict_row).execute(
+        "select month_start, closing_mrr, customers_at_end, nrr, grr, nrr_t12m, grr_t12m "
+        "from marts.fct_revenue_monthly where month_start <= coalesce(%s::date, month_start) "
+        "order by month_start desc limit 1", (run_date,)).fetchone()
+
+
+def active_signals(connection: psycopg.Connection, run_date: date) -> dict[str, dict[str, int]]:
+    """The companies with each active signal on `run_date` (marts.fct_company_signals), by kind and key."""
+    if not table_exists(connection, "marts.fct_company_signals"):
+        return {}
+    signals: dict[str, dict[str, int]] = {}
+    for kind, key, companies in connection.cursor(row_factory=tuple_row).execute(
+            "select signal_kind, signal_key, count(distinct company_id) from marts.fct_company_signals "
+            "where as_of_date = %s group by signal_kind, signal_key order by signal_kind, count(*) desc, signal_key",
+            (run_date,)).fetchall():
+        signals.setdefault(kind, {})[key] = companies
+    return signals
+
+
 def format_health(health: dict) -> list[str]:
     total = sum(health["statuses"].values())
     mix = ", ".join(f"{status} {health['statuses'].get(status, 0):,} "
@@ -270,4 +289,109 @@ def format_summary(summary: dict) -> str:
         lines.append(f"  tests not run, their models not built: {summary['tests_skipped']}")
     if summary["tests_skipped"]:
         lines.append(f"  tests not run, their models not built: {summary['tests_skipped']}")
+    return "\n".join(lines)
+
+
+ACTIVATION_ACTIONS = {"salesforce_task": "Salesforce tasks", "opportunity_draft": "Opportunity drafts",
+                      "email": "e-mails", "slack": "Slack status-change lines"}
+ACTIVATION_OUTCOMES = ("created", "sent", "dry_run", "skipped_cooldown", "skipped_no_recipient", "failed", "stopped")
+
+
+def activation_summary(warehouse_url: str, run_id: str, run_date: date, *, dry_run: bool = False,
+                       verdict: dict | None = None, write_back: dict | None = None,
+                       task_states: dict[str, str] | None = None) -> dict:
+    """What one cs_activation run did: the killswitch's verdict, the write-back's report (its task's return
+    value), and the firings this run recorded in ops.playbook_firings, per action and outcome."""
+    firings, earlier, day = [], 0, {}
+    with psycopg.connect(warehouse_url, row_factory=dict_row) as connection:
+        if table_exists(connection, "ops.playbook_firings"):
+            firings = connection.execute(
+                """
+                select action, outcome, count(*) as firings,
+                    (array_agg(playbook_key || ' ' || coalesce(company_id, '') || ': ' || coalesce(detail, '')
+                        order by firing_key))[1:5] as examples
+                from ops.playbook_firings
+                where run_date = %s and airflow_run_id = %s and company_id is not null
+                group by action, outcome order by action, outcome
+                """, (run_date, run_id)).fetchall()
+            earlier = connection.execute(
+                "select count(*) as firings from ops.playbook_firings where run_date = %s and company_id is not null "
+                "and airflow_run_id is distinct from %s and outcome in ('sent', 'created')",
+                (run_date, run_id)).fetchone()["firings"]
+            day = {row["playbook_key"]: row for row in connection.execute(
+                "select playbook_key, outcome, detail, airflow_run_id = %s as this_run from ops.playbook_firings "
+                "where run_date = %s and company_id is null", (run_id, run_date)).fetchall()}
+    states = task_states or {}
+    failures = [{"task": task_id, "what": None, "error": "the task failed; its log has the error"}
+                for task_id, state in sorted(states.items()) if state in FAILED_TASK_STATES]
+    outcomes = {outcome: sum(row["firings"] for row in firings if row["outcome"] == outcome)
+                for outcome in ACTIVATION_OUTCOMES}
+    return {
+        "run_id": run_id,
+        "run_date": run_date,
+        "dry_run": dry_run,
+        "failures": failures,
+        "killswitch": verdict,
+        "write_back": write_back,
+        "firings": firings,
+        "outcomes": outcomes,
+        "fired_before": earlier,
+        "digest": day.get("daily_digest"),
+        "alert": day.get("killswitch_alert"),
+    }
+
+
+def format_activation_summary(summary: dict) -> str:
+    lines = [f"Activation {summary['run_date']:%Y-%m-%d} (run {summary['run_id']})"
+             + (" — DRY RUN: nothing was sent" if summary["dry_run"] else "")]
+    if summary["failures"]:
+        lines += [f"FAILED ({len(summary['failures'])}):"]
+        lines += [f"  {failure['task']}: {failure['error']}" for failure in summary["failures"]]
+    verdict = summary["killswitch"]
+    if verdict is None:
+        lines.append("Killswitch: did not finish; nothing was written back or fired")
+    elif verdict["tripped"]:
+        lines.append("STOPPED by the killswitch: nothing was written back or fired. Why: "
+                     + "; ".join(verdict["reasons"]))
+    elif verdict["reasons"]:
+        lines.append("Killswitch overridden by hand; it found: " + "; ".join(verdict["reasons"]))
+    else:
+        lines.append("Killswitch: inputs sound (sources loaded for the day, dbt build passed, no mass firing)")
+    if alert := summary["alert"]:
+        lines.append(f"Killswitch alert (Slack and e-mail to the ops address): {alert['outcome']}"
+                     + ("" if alert["this_run"] else " (by an earlier run)"))
+    if report := summary["write_back"]:
+        objects = report.get("objects", [])
+        lines.append(f"Written back to Salesforce: {sum(o['accepted'] for o in objects):,} rows accepted, "
+                     f"{sum(o['rejected'] for o in objects):,} rejected, of {sum(o['changed'] for o in objects):,} "
+                     f"changed ({report.get('api_calls', 0)} API calls)"
+                     + (f"; stopped: {report['stopped']}" if report.get("stopped") else ""))
+        lines += [f"  {o['object']:<16} {o['changed']:>7,} changed {o['accepted']:>7,} accepted "
+                  f"{o['rejected']:>5,} rejected" for o in objects if o["changed"] or o["rejected"]]
+    elif verdict and not verdict["tripped"]:
+        lines.append("Written back to Salesforce: nothing (the write-back did not finish)")
+    by_action = {}
+    for row in summary["firings"]:
+        by_action.setdefault(row["action"], {})[row["outcome"]] = row["firings"]
+    done = [f"{ACTIVATION_ACTIONS.get(action, action)} "
+            + ", ".join(f"{count:,} {outcome}" for outcome, count in counts.items()
+                        if outcome in ("created", "sent", "dry_run"))
+            for action, counts in by_action.items() if {"created", "sent", "dry_run"} & set(counts)]
+    lines.append("Playbooks: " + ("; ".join(done) if done else "nothing new fired")
+                 + (f" ({summary['fired_before']:,} fired for this date by an earlier run)"
+                    if summary["fired_before"] else ""))
+    outcomes = summary["outcomes"]
+    skipped = [f"{outcomes[key]:,} {words}" for key, words in (("skipped_cooldown", "in their cooldown"),
+                                                                ("skipped_no_recipient", "with nobody to send to"))
+               if outcomes[key]]
+    if skipped:
+        lines.append("  skipped: " + ", ".join(skipped))
+    for outcome, words in (("failed", "FAILED (a re-run tries again)"), ("stopped", "stopped by the killswitch")):
+        if outcomes[outcome]:
+            lines.append(f"  {outcomes[outcome]:,} {words}:")
+            lines += [f"    {example}" for row in summary["firings"] if row["outcome"] == outcome
+                      for example in row["examples"]]
+    if digest := summary["digest"]:
+        lines.append(f"Slack digest: {digest['outcome']}" + ("" if digest["this_run"] else " (by an earlier run)"))
+    lines.append("Ledger: ops.playbook_firings")
     return "\n".join(lines)

@@ -412,9 +412,11 @@ def test_sandbox_fills_a_configured_database_without_the_embedded_server(postgre
 # --- 3. connections and variables match the code ----------------------------------------------------
 
 def connection_ids_the_dag_uses() -> set[str]:
-    tree = ast.parse((REPO_ROOT / "dags" / "cs_daily.py").read_text())
-    names = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
-             and isinstance(node.value, ast.Name) and node.value.id == "settings" and node.attr.endswith("_CONN_ID")}
+    """The settings.*_CONN_ID the DAGs name, and those the activation channels default to."""
+    paths = [*(REPO_ROOT / "dags").glob("*.py"), *(REPO_ROOT / "include" / "csops" / "activation").glob("*.py")]
+    names = {node.attr for path in paths for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "settings"
+             and node.attr.endswith("_CONN_ID")}
     return {getattr(settings, name) for name in names}
 
 
@@ -423,7 +425,9 @@ def test_every_airflow_service_has_the_dags_connections(compose):
     assert wanted == {f"AIRFLOW_CONN_{settings.WAREHOUSE_CONN_ID.upper()}",
                       f"AIRFLOW_CONN_{settings.NEXPRO_CONN_ID.upper()}",
                       f"AIRFLOW_CONN_{settings.SALESFORCE_CONN_ID.upper()}",
-                      f"AIRFLOW_CONN_{settings.BOARD_CONN_ID.upper()}"}
+                      f"AIRFLOW_CONN_{settings.BOARD_CONN_ID.upper()}",
+                      f"AIRFLOW_CONN_{settings.SMTP_CONN_ID.upper()}",
+                      f"AIRFLOW_CONN_{settings.SLACK_CONN_ID.upper()}"}
     for name, service in airflow_services(compose).items():
         connections = {key for key in environment_of(service) if key.startswith("AIRFLOW_CONN_")}
         assert connections == wanted, name
@@ -450,6 +454,36 @@ def test_connections_point_at_the_compose_databases(compose):
     sandbox = environment_of(compose["services"]["nexpro-sandbox"])
     sandbox_url = sandbox.get(f"AIRFLOW_CONN_{settings.NEXPRO_CONN_ID.upper()}") or sandbox["CS_NEXPRO_URL"]
     assert sandbox_url == nexpro
+
+
+def test_the_channel_connections_reach_the_local_services(compose, monkeypatch):
+    """As .env.example has them, smtp_default reaches the mail-catcher service and slack_default the
+    slack-sink service's webhook, read the way the providers' hooks read them."""
+    from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    airflow = environment_of(compose["services"]["airflow-worker"])
+    services = compose["services"]
+    for conn_id in (settings.SMTP_CONN_ID, settings.SLACK_CONN_ID):
+        variable = f"AIRFLOW_CONN_{conn_id.upper()}"
+        monkeypatch.setenv(variable, airflow[variable].strip("'"))
+    smtp = SmtpHook(smtp_conn_id=settings.SMTP_CONN_ID)
+    smtp.smtp_connection = smtp.get_connection(settings.SMTP_CONN_ID)
+    catcher = services["mail-catcher"]["command"]
+    assert (smtp.host, str(smtp.port)) == ("mail-catcher", catcher[catcher.index("--port") + 1])
+    assert not smtp.use_ssl and not smtp.smtp_starttls and smtp.from_email
+    sink = services["slack-sink"]["command"]
+    url = SlackWebhookHook(slack_webhook_conn_id=settings.SLACK_CONN_ID)._get_conn_params()["url"]
+    port, path = sink[sink.index("--port") + 1], sink[sink.index("--webhook-path") + 1]
+    assert url == f"http://slack-sink:{port}/services/{path}"
+    for name in ("mail-catcher", "slack-sink"):  # their folders are handed to AIRFLOW_UID before they start
+        assert services[name]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+        volume = services[name]["volumes"][0]
+        assert volume in services["airflow-init"]["volumes"] and volume.split(":")[1] in services["airflow-init"][
+            "command"][1]
+        result = subprocess.run([sys.executable, *services[name]["entrypoint"][1:], *services[name]["command"],
+                                 "--help"], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
 
 
 def test_dbt_gets_the_warehouse_from_the_connection(compose, monkeypatch):

@@ -302,6 +302,60 @@ def test_collections_take_at_most_200_records(salesforce_client):
     assert error_code(refused.value) == "EXCEEDED_ID_LIMIT"
 
 
+def test_collections_upsert_by_external_id_creates_updates_and_reports_each_record(salesforce_client):
+    sf = salesforce_client
+    account_id = new_account(sf)
+    key = f"{account_id}:{time.time_ns()}"
+    usage = lambda suffix, **values: {"attributes": {"type": "Usage__c"}, "Usage_Key__c": f"{key}:{suffix}",  # noqa: E731
+                                      "Account__c": account_id, "Usage_Date__c": "2026-11-20", **values}
+    first = sf.restful("composite/sobjects/Usage__c/Usage_Key__c", method="PATCH",
+                       json={"allOrNone": False, "records": [usage("a", Login_Days_30d__c=3), usage("b")]})
+    assert [(result["success"], result["created"]) for result in first] == [(True, True), (True, True)]
+
+    path = "composite/sobjects/Usage__c/Usage_Key__c"
+    again = sf.restful(path, method="PATCH", json={"allOrNone": False, "records": [
+        usage("a", Login_Days_30d__c=4),
+        usage("c", Account__c="001000000000000AAA"),  # a well-formed Id of no account
+        {"attributes": {"type": "Usage__c"}, "Usage_Date__c": "2026-11-20", "Account__c": account_id},
+        {"attributes": {"type": "Account"}, "Usage_Key__c": f"{key}:d"},
+    ]})
+    assert again[0] == {"id": first[0]["id"], "success": True, "errors": [], "created": False}
+    assert [result["success"] for result in again[1:]] == [False, False, False]
+    assert [result["errors"][0]["statusCode"] for result in again[1:]] == [
+        "INVALID_CROSS_REFERENCE_KEY", "MISSING_ARGUMENT", "INVALID_TYPE"]
+    assert again[1]["errors"][0]["fields"] == ["Account__c"] and again[1]["id"] is None
+    assert sf.Usage__c.get(first[0]["id"])["Login_Days_30d__c"] == 4
+    assert sf.query(f"SELECT COUNT() FROM Usage__c WHERE Account__c = '{account_id}'")["totalSize"] == 2
+
+
+def test_collections_upsert_takes_external_ids_only(salesforce_client):
+    records = [{"attributes": {"type": "Account"}, "Name": "x"}]
+    for field in ("Id", "Name", "Nope__c"):
+        with pytest.raises(SalesforceMalformedRequest) as refused:
+            salesforce_client.restful(f"composite/sobjects/Account/{field}", method="PATCH",
+                                      json={"allOrNone": False, "records": records})
+        assert error_code(refused.value) == "INVALID_FIELD" and field in refused.value.content[0]["message"]
+
+
+def test_playbook_tasks_and_deals_upsert_by_their_firing_key(salesforce_client):
+    sf = salesforce_client
+    account_id = new_account(sf)
+    key = f"renewal_risk:{account_id}:{time.time_ns()}"
+    for object_name, values in (("Task", {"Subject": "更新リスク確認", "WhatId": account_id}),
+                                ("Opportunity", {"Name": "アップセル提案", "StageName": "Prospecting",
+                                                 "CloseDate": "2026-12-20", "AccountId": account_id})):
+        described = {f["name"]: f for f in getattr(sf, object_name).describe()["fields"]}
+        assert described["Playbook_Firing_Key__c"]["externalId"] and described["Playbook_Firing_Key__c"]["unique"]
+        for _ in range(2):  # a re-run of the same firing updates the record it created
+            [result] = sf.restful(f"composite/sobjects/{object_name}/Playbook_Firing_Key__c", method="PATCH",
+                                  json={"allOrNone": False, "records": [
+                                      {"attributes": {"type": object_name}, "Playbook_Firing_Key__c": key,
+                                       **values}]})
+            assert result["success"], result
+        found = sf.query(f"SELECT Id FROM {object_name} WHERE Playbook_Firing_Key__c = '{key}'")
+        assert found["totalSize"] == 1 and not result["created"]
+
+
 # --- The API budget and faults ---------------------------------------------------------------------------
 
 

@@ -141,7 +141,7 @@ def airflow_ui(tmp_path_factory) -> AirflowUI:
     environment.update(
         CS_LOCAL_DIR=str(local_dir), CS_LOCAL_PG_PORT=str(postgres_port), CS_AIRFLOW_PORT=str(port),
         CS_SALESFORCE_PORT=str(free_port()), CS_SALESFORCE_PROXY_PORT=str(free_port()),
-        CS_BOARD_PORT=str(free_port()),
+        CS_BOARD_PORT=str(free_port()), CS_MAIL_CATCHER_PORT=str(free_port()), CS_SLACK_SINK_PORT=str(free_port()),
         CS_TASK_RETRIES="0",  # a failing task fails the run now, not after two retries five minutes apart
         # Switching cs_daily on would also start the latest scheduled run; the test waits for its own only.
         AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False",

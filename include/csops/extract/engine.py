@@ -113,6 +113,34 @@ create table if not exists ops.source_columns (
     seen_at       timestamptz not null default now(),
     primary key (source_name, table_name, column_name)
 );
+-- The Salesforce write-back (csops.activation.writeback): per record, the hash of the values Salesforce last
+-- accepted, and the records it rejected (kept with their values and retried on every run until accepted).
+create table if not exists ops.sync_ledger (
+    object_name   text not null,
+    external_id   text not null,
+    values_hash   text not null,
+    record_id     text,
+    sent_at       timestamptz not null,
+    run_id        text not null,
+    run_date      date not null,
+    primary key (object_name, external_id)
+);
+create table if not exists ops.sync_rejections (
+    object_name   text not null,
+    external_id   text not null,
+    values_hash   text not null,
+    record        jsonb not null,
+    error_code    text not null,
+    message       text not null,
+    first_seen_at timestamptz not null,
+    last_seen_at  timestamptz not null,
+    attempts      integer not null default 1,
+    run_id        text not null,
+    run_date      date not null,
+    resolved_at   timestamptz,
+    primary key (object_name, external_id)
+);
+create index if not exists sync_rejections_open on ops.sync_rejections (object_name) where resolved_at is null;
 """
 # Recorded as the ops schema's comment once the DDL above has run (see ensure_schemas).
 OPS_SCHEMA_VERSION = "csops ops " + hashlib.sha1(OPS_SCHEMA_DDL.encode()).hexdigest()[:12]

@@ -1,8 +1,9 @@
 """A sandbox server run as a background process: started detached, found again by its pid file, stopped.
 
-Each sandbox (Salesforce, board) is a `python -m <module>` process with its state in a home folder:
-`server.pid` and `server.log` beside whatever else it keeps there. The database URL travels in an
-environment variable, never on the command line (which other users of the machine can read).
+Each sandbox (Salesforce, board, the mail catcher, the Slack sink) is a `python -m <module>` process
+with its state in a home folder: `server.pid` and `server.log` beside whatever else it keeps there. The
+database URL of those that keep tables travels in an environment variable, never on the command line
+(which other users of the machine can read).
 """
 
 from __future__ import annotations
@@ -70,7 +71,9 @@ class SandboxProcess:
             return False
         self.prepare()
         command = [sys.executable, "-m", self.module, "--home", str(self.home), *self.server_arguments()]
-        environment = {**os.environ, self.database_url_variable: self.database_url}
+        environment = dict(os.environ)
+        if self.database_url_variable:  # the mail catcher and the Slack sink keep files, not tables
+            environment[self.database_url_variable] = self.database_url
         with open(self.log_file, "ab") as log:
             self._process = subprocess.Popen(command, env=environment, stdin=subprocess.DEVNULL, stdout=log,
                                              stderr=subprocess.STDOUT, start_new_session=True)
@@ -88,7 +91,7 @@ class SandboxProcess:
             try:
                 if self.answers():
                     return
-            except requests.RequestException:
+            except (requests.RequestException, OSError):
                 pass
             time.sleep(0.2)
         self.stop()

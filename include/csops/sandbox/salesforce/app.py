@@ -543,21 +543,31 @@ def record_type(request: Request, record: Any) -> SObject:
 
 
 def run_collection(request: Request, items: list, all_or_none: bool,
-                   action: Callable[[psycopg.Connection, Any], str], item_id: Callable[[Any], str | None]) -> list:
-    """Apply `action` to each item in its own savepoint; with allOrNone one failure rolls every item back."""
+                   action: Callable[[psycopg.Connection, Any], str | tuple[str, bool]],
+                   item_id: Callable[[Any], str | None], *, upsert: bool = False) -> list:
+    """Apply `action` to each item in its own savepoint; with allOrNone one failure rolls every item back.
+
+    `action` returns the record's Id, or (Id, created) for an upsert, whose results (UpsertResult) also say
+    `created` (false for a failed item).
+    """
     results = []
     with context.db(request) as conn, conn.transaction() as batch:
         for item in items:
             try:
                 with conn.transaction():
-                    results.append({"id": action(conn, item), "success": True, "errors": []})
+                    outcome = action(conn, item)
+                record_id, created = outcome if isinstance(outcome, tuple) else (outcome, False)
+                results.append({"id": record_id, "success": True, "errors": [],
+                                **({"created": created} if upsert else {})})
             except ApiError as error:
-                results.append({"id": item_id(item), "success": False, "errors": [error_entry(error)]})
+                results.append({"id": item_id(item), "success": False, "errors": [error_entry(error)],
+                                **({"created": False} if upsert else {})})
         if all_or_none and not all(result["success"] for result in results):
             raise psycopg.Rollback(batch)
     if all_or_none and not all(result["success"] for result in results):
         return [result if not result["success"] else
-                {"id": item_id(item), "success": False, "errors": [error_entry(ROLLED_BACK)]}
+                {"id": item_id(item), "success": False, "errors": [error_entry(ROLLED_BACK)],
+                 **({"created": False} if upsert else {})}
                 for item, result in zip(items, results, strict=True)]
     return results
 
@@ -594,6 +604,43 @@ def collection_update(request: Request, payload: JsonBody) -> JSONResponse:
         return to_id18(record_id)
 
     return JSONResponse(run_collection(request, records, all_or_none, update_one, given_id))
+
+
+@rest_router.patch("/v{version}/composite/sobjects/{name}/{field}")
+def collection_upsert(request: Request, name: str, field: str, payload: JsonBody) -> JSONResponse:
+    """Upsert up to 200 records of one object by an external id field (UpsertResult per record, in order).
+
+    As in Salesforce, only external ids are accepted (not Id: update by Id goes through PATCH
+    /composite/sobjects), every record names the URI's object in `attributes.type` and carries its key.
+    """
+    obj = sobject(request, name)
+    records, all_or_none = collection_records(payload)
+    key = obj.field(field)
+    if key is None or not key.external_id:
+        raise ApiError(400, "INVALID_FIELD", f"Field name provided, {field} is not an External ID or indexed field "
+                                             f"for {obj.name} (external ids of {obj.name}: "
+                                             f"{', '.join(f.name for f in obj.external_id_fields) or 'none'})")
+    user = context.user_id(request)
+
+    def upsert_one(conn: psycopg.Connection, record: Any) -> tuple[str, bool]:
+        if record_type(request, record).name != obj.name:
+            raise ApiError(400, "INVALID_TYPE", f"This request upserts {obj.name} records only: the record's "
+                                                f"attributes.type is {record['attributes']['type']!r}")
+        if given_id(record):
+            raise ApiError(400, "INVALID_FIELD", f"Don't set the Id of a record upserted by {key.name}: leave "
+                                                 "Id out and give the external id", ["Id"])
+        value = next((item for name, item in record.items() if name.lower() == key.name.lower()), None)
+        if value in (None, ""):
+            raise ApiError(400, "MISSING_ARGUMENT", f"{key.name} not specified: every record upserted by it needs "
+                                                    "a value", [key.name])
+        try:
+            return store.upsert_record(conn, obj, key.name, value, record, user)
+        except store.MultipleMatches as matches:
+            raise ApiError(400, "DUPLICATE_EXTERNAL_ID", f"{key.name}: more than one record found for external "
+                                                         f"id field: {matches.ids}", [key.name]) from None
+
+    return JSONResponse(run_collection(request, records, all_or_none, upsert_one, lambda _record: None,
+                                       upsert=True))
 
 
 @rest_router.delete("/v{version}/composite/sobjects")

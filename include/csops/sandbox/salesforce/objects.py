@@ -122,6 +122,12 @@ def account_lookup(label: str = "取引先") -> Field:
                  relationship_name="Account__r")
 
 
+def playbook_firing_key() -> Field:
+    """The platform's key of the playbook firing that created a Task or Opportunity (upserted by it, so a
+    re-run of the same firing updates its record instead of creating a second one)."""
+    return Field("Playbook_Firing_Key__c", "string", "プレイブック発火キー", external_id=True, unique=True)
+
+
 OPPORTUNITY_STAGES = {
     # stage: (IsClosed, IsWon, default probability %)
     "Prospecting": (False, False, 10),
@@ -197,6 +203,7 @@ OBJECTS: tuple[SObject, ...] = (
         # When the deal's revenue starts: the contract start (New), the renewal date (Renewal), the plan
         # change (Upsell). A lost renewal carries the renewal date it will not reach.
         Field("Service_Start_Date__c", "date", "サービス開始日"),
+        playbook_firing_key(),
     )),
     SObject("Task", "00T", "ToDo", "ToDo", (
         *system_fields(owned=True),
@@ -211,6 +218,7 @@ OBJECTS: tuple[SObject, ...] = (
         Field("IsClosed", "boolean", "完了", nillable=False, createable=False, updateable=False),  # from Status
         Field("CompletedDateTime", "datetime", "完了日時", createable=False, updateable=False),  # from Status
         Field("Description", "textarea", "コメント"),
+        playbook_firing_key(),
     )),
     SObject("Event", "00U", "行動", "行動", (
         *system_fields(owned=True),

@@ -1,0 +1,130 @@
+"""The Salesforce writer against the sandbox org over HTTPS, through simple-salesforce: Collections and Bulk
+API 2.0 paths, per-record outcomes, retries of injected faults, and the budget check."""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from csops.activation import salesforce_writer
+from csops.activation.salesforce_writer import BudgetReserveReached, WriteError, check_budget, upsert
+from csops.sandbox.salesforce.objects import make_id
+from csops.sandbox.salesforce.store import FaultRule
+
+NO_ACCOUNT = make_id("001", 9_999_999)  # a well-formed Id no account has
+
+
+@pytest.fixture
+def account_id(salesforce_client) -> str:
+    return salesforce_client.Account.create({"Name": "書き戻し株式会社"})["id"]
+
+
+def usage_rows(account_id: str, count: int, *, logins: int = 3) -> list[dict]:
+    marker = time.time_ns()
+    return [{"Usage_Key__c": f"{marker}:{n}", "Account__c": account_id, "Usage_Date__c": date(2026, 11, 20),
+             "Login_Days_30d__c": Decimal(logins + n), "Data_Transfer_GB__c": None, "Name": f"利用状況 {n}"}
+            for n in range(count)]
+
+
+def stored(sf, rows: list[dict]) -> dict[str, dict]:
+    keys = ", ".join(f"'{row['Usage_Key__c']}'" for row in rows)
+    found = sf.query_all("SELECT Usage_Key__c, Login_Days_30d__c, Account__c FROM Usage__c "
+                         f"WHERE Usage_Key__c IN ({keys})")
+    return {record["Usage_Key__c"]: record for record in found["records"]}
+
+
+@pytest.mark.parametrize("threshold", [1000, 2], ids=["collections", "bulk"])
+def test_upsert_reports_every_record_and_a_rerun_updates(salesforce_client, account_id, threshold):
+    sf = salesforce_client
+    rows = usage_rows(account_id, 5)
+    rows[3]["Account__c"] = NO_ACCOUNT
+    result = upsert(sf, "Usage__c", "Usage_Key__c", rows, bulk_threshold=threshold)
+    assert result.method == ("collections" if threshold == 1000 else "bulk")
+    assert [outcome.key for outcome in result.outcomes] == [row["Usage_Key__c"] for row in rows]
+    assert [outcome.success for outcome in result.outcomes] == [True, True, True, False, True]
+    [rejected] = result.failed
+    assert rejected.error_code == "INVALID_CROSS_REFERENCE_KEY" and NO_ACCOUNT in rejected.message
+    assert all(outcome.created and outcome.record_id.startswith("a01") for outcome in result.succeeded)
+    # Collections: one call. Bulk: create, upload, close, poll, successful and failed rows.
+    assert (result.api_calls, result.retries) == ((1, 0) if threshold == 1000 else (6, 0))
+    assert {key: float(record["Login_Days_30d__c"]) for key, record in stored(sf, rows).items()} == {
+        row["Usage_Key__c"]: float(row["Login_Days_30d__c"]) for n, row in enumerate(rows) if n != 3}
+
+    rows[3]["Account__c"] = account_id
+    again = upsert(sf, "Usage__c", "Usage_Key__c", [{**row, "Login_Days_30d__c": 30} for row in rows],
+                   bulk_threshold=threshold)
+    assert [(outcome.success, outcome.created) for outcome in again.outcomes] == [
+        (True, False), (True, False), (True, False), (True, True), (True, False)]
+    assert {float(record["Login_Days_30d__c"]) for record in stored(sf, rows).values()} == {30.0}
+    if threshold == 2:
+        assert again.api_calls == 5, "no failed rows: the failed results are not read"
+
+
+@pytest.mark.parametrize("threshold", [1000, 1], ids=["collections", "bulk"])
+def test_update_by_id_changes_existing_accounts_only(salesforce_client, account_id, threshold):
+    sf = salesforce_client
+    records = [{"Id": account_id, "Health_Score__c": Decimal("2.35"), "Health_Status__c": "Yellow",
+                "Health_Reasons__c": None, "Health_Score_Date__c": date(2026, 11, 20)},
+               {"Id": NO_ACCOUNT, "Health_Score__c": 1}]
+    result = upsert(sf, "Account", "Id", records, bulk_threshold=threshold)
+    assert [outcome.success for outcome in result.outcomes] == [True, False]
+    assert result.outcomes[0].created is False and result.outcomes[1].error_code == "NOT_FOUND"
+    account = sf.Account.get(account_id)
+    assert (account["Health_Score__c"], account["Health_Status__c"], account["Health_Score_Date__c"]) == (
+        2.35, "Yellow", "2026-11-20")
+
+
+def test_transient_faults_are_retried_and_counted(salesforce_sandbox, salesforce_client, account_id):
+    salesforce_sandbox.admin.add_fault(FaultRule("PATCH", r"/composite/sobjects/Usage__c/", "unavailable", times=2))
+    rows = usage_rows(account_id, 3)
+    result = upsert(salesforce_client, "Usage__c", "Usage_Key__c", rows, retry_wait_seconds=0.01)
+    assert all(outcome.success for outcome in result.outcomes)
+    assert (result.api_calls, result.retries) == (3, 2)
+    assert salesforce_sandbox.admin.usage()["used"] >= 3
+
+
+def test_faults_beyond_the_retries_raise_with_what_was_written(salesforce_sandbox, salesforce_client, account_id):
+    rows = usage_rows(account_id, 250)  # two Collections calls: the second one keeps failing
+    salesforce_sandbox.admin.add_fault(FaultRule("PATCH", r"/composite/sobjects/Usage__c/", "unavailable", rate=1.0))
+    with pytest.raises(WriteError) as failed:
+        upsert(salesforce_client, "Usage__c", "Usage_Key__c", rows, attempts=2, retry_wait_seconds=0.01)
+    assert "SERVER_UNAVAILABLE" in str(failed.value) and failed.value.result.api_calls == 2
+    assert failed.value.result.outcomes == []
+
+
+def test_records_without_a_key_or_with_a_shared_key_are_refused_before_any_call(salesforce_client, account_id):
+    rows = usage_rows(account_id, 2)
+    with pytest.raises(ValueError, match="#1 has no Usage_Key__c"):
+        upsert(salesforce_client, "Usage__c", "Usage_Key__c", [rows[0], {**rows[1], "Usage_Key__c": None}])
+    with pytest.raises(ValueError, match="#0 and #1 share Usage_Key__c"):
+        upsert(salesforce_client, "Usage__c", "Usage_Key__c", [rows[0], rows[0]])
+    assert upsert(salesforce_client, "Usage__c", "Usage_Key__c", []).api_calls == 0
+
+
+def test_check_budget_keeps_the_reserve(salesforce_sandbox, salesforce_client, monkeypatch):
+    monkeypatch.setenv("CS_SALESFORCE_API_RESERVE", "0.2")
+    salesforce_sandbox.admin.set_daily_limit(100)
+    budget = check_budget(salesforce_client, 10)
+    assert (budget.max, budget.reserve, budget.calls_needed) == (100, 20, 10) and budget.remaining == 99
+    with pytest.raises(BudgetReserveReached) as refused:
+        check_budget(salesforce_client, 79, unsent="Usage__c: 9,000 record(s)")
+    message = str(refused.value)
+    assert "Usage__c: 9,000 record(s)" in message and "20 (20%)" in message and "Nothing was sent" in message
+
+
+def test_estimate_calls_follows_the_method():
+    assert salesforce_writer.estimate_calls(0) == 0
+    assert salesforce_writer.estimate_calls(201, bulk_threshold=1000) == 2
+    assert salesforce_writer.estimate_calls(50_000, bulk_threshold=1000) == salesforce_writer.BULK_CALLS_PER_JOB
+
+
+def test_a_bulk_job_step_that_meets_a_503_is_retried(salesforce_sandbox, salesforce_client, account_id):
+    salesforce_sandbox.admin.add_fault(FaultRule("PATCH", r"/jobs/ingest/[^/]+$", "unavailable", times=1))
+    rows = usage_rows(account_id, 4)
+    result = upsert(salesforce_client, "Usage__c", "Usage_Key__c", rows, bulk_threshold=1, retry_wait_seconds=0.01)
+    assert result.method == "bulk" and all(outcome.success for outcome in result.outcomes)
+    assert (result.api_calls, result.retries) == (6, 1), "create, upload, close twice, poll, successful rows"
+    assert set(stored(salesforce_client, rows)) == {row["Usage_Key__c"] for row in rows}
