@@ -13,13 +13,13 @@ HTTP API with the per-second limit switched off through the sandbox's admin API)
 
 State lives in `.local/bench-postgres/` (the benchmark server, port CS_BENCH_PG_PORT) and is reused:
 
-  bdbt_<accounts>x<days>_nexpro / _salesforce / _board   the sources (made once; a run moves them to D + 1)
-  bdbt_<accounts>x<days>_base                            a warehouse holding the raw schemas through D
-                                                         (extracted once from the sources)
-  bdbt_<accounts>x<days>_warehouse                       each run's copy of the base
+  bdbt_<accounts>x<days>_nexpro / _salesforce / _board   the sources, generated once (~27 GB in all at
+                                                         10,000 x 365 with the warehouse)
+  bdbt_<accounts>x<days>_warehouse                       the warehouse, extracted in full once
 
-A run:
-  1. copies the base warehouse (raw data through D) to the run's warehouse;
+Each run rolls the state forward one day. With D the sources' last day (the world's end date on the first
+run), a run:
+  1. extracts the sources in full into the warehouse, unless the last run left it holding D;
   2. times `dbt build --full-refresh` for run_date D with every history var at `--history-days` (365):
      health_history_days, usage_history_days and signal_history_days, so the health score history, the
      usage mart and the signal history all cover the whole year (what a first run over this world does);
@@ -29,8 +29,8 @@ A run:
   5. prints, per model, seconds and rows written (dbt's run_results.json: adapter_response.rows_affected)
      for both builds, the top models by time, and the ratio of the daily build to the full one.
 
-`--rebuild` drops the benchmark's databases first (a new world, or sources already moved past D without a
-base warehouse).
+`--daily-only` skips step 2 and compares with the last full build's figures
+(`.local/bench-dbt/full/bench-figures.json`); `--rebuild` drops the benchmark's databases first.
 """
 
 from __future__ import annotations
