@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 INSTALLED := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test install lint warehouse ui bench clean manifest
+.PHONY: run test install lint warehouse ui bench bench-dbt clean manifest
 
 run: $(INSTALLED)
 	$(VENV)/bin/csops run $(ARGS)
@@ -40,7 +40,8 @@ ui: $(INSTALLED)
 # Extract-load benchmarks: project loader vs raw COPY pipe vs dlt (dlt lives in its own venv); then
 # 200,000 Salesforce Tasks extracted by REST and by Bulk API 2.0 from the sandbox org; then a full read
 # of the board sandbox's invoices (10,000 companies x 24 months) under board's 3 requests/second limit; then
-# the Salesforce write-back for 10,000 companies: a first full sync, a day with 5% of scores changed, a re-run.
+# the Salesforce write-back for 10,000 companies: a first full sync, a day with 5% of scores changed, a re-run;
+# then the dbt build case (bench-dbt).
 bench: $(INSTALLED)
 	test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
 	.venv-bench/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
@@ -48,6 +49,12 @@ bench: $(INSTALLED)
 	$(VENV)/bin/python bench/salesforce_extract.py
 	$(VENV)/bin/python bench/board_extract.py
 	$(VENV)/bin/python bench/salesforce_writeback.py
+	nice -n 10 $(VENV)/bin/python bench/dbt_build.py
+
+# dbt build, full vs daily increment, on 10,000 companies x 365 days (the world is generated once into
+# .local/bench-postgres, then reused; each run adds one day). ARGS="--accounts 300" for a small world.
+bench-dbt: $(INSTALLED)
+	nice -n 10 $(VENV)/bin/python bench/dbt_build.py $(ARGS)
 
 clean:
 	rm -rf .local

@@ -152,3 +152,23 @@ def test_manifest_lists_every_company_with_its_keys(tmp_path):
     assert set(first) >= {"company_key", "nexpro_tenant_id", "board_client_id", "company_name", "persona",
                           "contract_started_on", "plan_code"}
     assert len({company["company_name"] for company in manifest["companies"]}) == TEST_WORLD.accounts
+
+
+def test_attendee_scale_thins_the_attendees_only_and_is_part_of_the_world(postgres, nexpro_template):
+    thinned = replace(TEST_WORLD, attendee_scale=0.25)
+    other = create_database(postgres, "nexpro_thinned")
+    assert build_world(other, thinned, progress=lambda _m: None)["action"] == "generated"
+    full, thin = fingerprint(postgres.url(nexpro_template)), fingerprint(other)
+    # logins come before the webinars in each company-day's random stream; tenants and users are planned
+    for table in ("tenants", "tenant_plans", "users", "login_events"):
+        assert thin[table] == full[table], table
+    with psycopg.connect(other) as connection:
+        registrations = connection.execute("select count(*) from registrations").fetchone()[0]
+        webinars = connection.execute("select count(*) from webinars where status = 'held'").fetchone()[0]
+        recorded = connection.execute("select attendee_scale from sandbox.world").fetchone()[0]
+    full_registrations = int(full["registrations"].split(":")[0])
+    assert webinars <= registrations < full_registrations * 0.5, "at least one registrant per held webinar"
+    assert recorded == 0.25
+    assert build_world(other, thinned, progress=lambda _m: None)["action"] == "reused"
+    assert build_world(other, TEST_WORLD, progress=lambda _m: None)["action"] == "generated", (
+        "another attendee_scale is another world")

@@ -85,6 +85,10 @@ class WorldParams:
     days: int
     seed: int
     end_date: date
+    # Multiplies the attendees registered for each webinar (registrations and viewing_sessions, the two
+    # largest tables). 1.0 is the product as it is; a benchmark may thin its world with a smaller value
+    # to keep every company and day while generating a fraction of the rows.
+    attendee_scale: float = 1.0
 
     @property
     def start_date(self) -> date:

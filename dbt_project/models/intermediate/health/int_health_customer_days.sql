@@ -8,7 +8,16 @@
       date, until the day after a renewal it did not reach: a Renewal deal Closed Lost on or before the
       day, whose service start (the renewal date, which is the last day of service) is before the day.
       Only what Salesforce shows as of the day decides it.
+
+    Incremental like fct_health_scores: a first build (or --full-refresh) writes the health_history_days
+    dates ending on run_date; a later run writes its run_date only, replacing whatever that date held.
 #}
+{{ config(
+    materialized='incremental',
+    unique_key='score_date',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+) }}
 {%- set history_days = var('health_history_days') | int -%}
 {%- if history_days < 1 or history_days > var('usage_history_days') | int -%}
     {{ exceptions.raise_compiler_error(
@@ -48,7 +57,11 @@ score_dates as (
 
     select cast(day as date) as score_date
     from generate_series(
+        {% if is_incremental() -%}
+        {{ run_date() }},
+        {%- else -%}
         {{ dbt.dateadd('day', -1 * (history_days - 1), run_date()) }},
+        {%- endif %}
         {{ run_date() }},
         interval '1 day'
     ) as day

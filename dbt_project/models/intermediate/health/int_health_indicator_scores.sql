@@ -7,13 +7,25 @@
     indicator's lowest score (its threshold row without min_value) otherwise. An indicator whose measures
     are all null has no data and no row (it is NA, not the lowest score). Every number comes from the
     seeds; this model holds none.
+
+    Incremental like fct_health_scores: a first build (or --full-refresh) scores every date of
+    int_health_indicator_values; a later run scores its run_date only, replacing whatever that date held.
 #}
+{{ config(
+    materialized='incremental',
+    unique_key='score_date',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+) }}
 
 with
 
 measures as (
 
     select * from {{ ref('int_health_measures') }}
+    {% if is_incremental() %}
+    where score_date = {{ run_date() }}
+    {% endif %}
 
 ),
 

@@ -16,13 +16,25 @@
 
     Salesforce-based values are null for a company without an account; a company with an account and no
     activity or key person has zeros.
+
+    Incremental like fct_health_scores: a first build (or --full-refresh) writes every date of
+    int_health_customer_days; a later run writes its run_date only, replacing whatever that date held.
 #}
+{{ config(
+    materialized='incremental',
+    unique_key='score_date',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+) }}
 
 with
 
 customer_days as (
 
     select * from {{ ref('int_health_customer_days') }}
+    {% if is_incremental() %}
+    where score_date = {{ run_date() }}
+    {% endif %}
 
 ),
 

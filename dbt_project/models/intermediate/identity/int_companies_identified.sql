@@ -1,7 +1,9 @@
 -- One row per company, with its key in every system. Salesforce is the source of truth for identity:
 -- an Account's Nexpro_Tenant_Id__c says which product tenant it is, its Board_Client_Id__c which board
 -- client. Records no key joins still become companies (Salesforce-only, Nexpro-only or board-only) so
--- nothing silently vanishes; dq_identity_issues lists why.
+-- nothing silently vanishes; dq_identity_issues lists why. A table: most models join it, and the planner
+-- needs its real row count (as a view its estimate is a handful of rows, and day-by-company joins crawl).
+{{ config(materialized='table') }}
 
 with
 

@@ -3,7 +3,9 @@
 -- onboarding_completion_criteria seed was first met, the date all required ones were (completed_date),
 -- whether that was within the completion window, and the first value event for Time to First Value.
 -- Only facts dated on or before run_date count. A criterion switched off (is_required false) counts as met
--- on the contract start.
+-- on the contract start. A table: the signals, the KPIs, the dashboards and the tests read it, and each would
+-- otherwise recompute every company's activity since its contract start.
+{{ config(materialized='table') }}
 
 with
 

@@ -5,9 +5,20 @@
     thresholds and windows come from the signal_rules seed; a company is only judged on days it is a
     customer (its tenant's plan in force; without a tenant, an account of Type Customer whose contract has
     started).
+
+    Incremental, anchored on run_date like fct_health_scores: a first build (or --full-refresh) judges the
+    signal_history_days dates ending on run_date; a later run judges its run_date only, replacing whatever
+    that date held. Every date is judged on its own, so a daily run adds the rows a full build would compute
+    for that date. Dates older than signal_history_days stay in the table; fct_company_signals reads only
+    the last signal_history_days.
 #}
-{{ config(materialized='table') }}
-{%- set history_days = var('signal_history_days') | int -%}
+{{ config(
+    materialized='incremental',
+    unique_key='signal_date',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+) }}
+{%- set history_days = 1 if is_incremental() else var('signal_history_days') | int -%}
 
 with
 
@@ -202,6 +213,9 @@ feature_days as (
         on signal_rules.signal_key = 'feature_heavy_use'
     where feature_tiers.feature_tier_rank >= signal_rules.min_base
         and feature_events.occurred_date <= {{ run_date() }}
+        -- older days fall outside the window of every date judged
+        and feature_events.occurred_date
+            > {{ dbt.dateadd('day', '-1 * (signal_rules.window_days + ' ~ (history_days - 1) ~ ')', run_date()) }}
 
 ),
 

@@ -2,7 +2,12 @@
     One row per tenant per business date of the spine: that day's activity, zero on days without any,
     and the plan limits in force that day. Daily values only; the trailing windows are built in
     fct_tenant_daily_usage.
+
+    A table, rebuilt by every run (its spine flags are relative to the run date): the usage mart, the
+    onboarding milestones and the tests read the day aggregates once instead of recomputing them from
+    the event tables each time.
 #}
+{{ config(materialized='table') }}
 
 with
 

@@ -11,7 +11,11 @@
     usage_history_days dates of history (`is_in_history`), and its longest frame (attendees in the
     90 days before the current 30-day window) looks 119 rows back, so every kept row has complete
     windows.
+
+    A table, rebuilt by every run: is_run_date and is_in_history are relative to the run date, and its
+    tests read the rows once instead of recomputing every tenant's first activity each time.
 #}
+{{ config(materialized='table') }}
 {%- set lookback_days = 119 -%}
 {%- set history_days = var('usage_history_days') | int -%}
 
@@ -130,27 +134,51 @@ plan_gaps as (
 
 ),
 
-tenant_days as (
+spine_days as (
 
     select
         tenant_spine_starts.tenant_id,
+        tenant_spine_starts.contract_started_date,
+        tenant_spine_starts.cancelled_date,
         calendar_days.usage_date,
-        calendar_days.is_in_history,
-        calendar_days.usage_date = {{ run_date() }} as is_run_date,
-        calendar_days.usage_date >= tenant_spine_starts.contract_started_date
-        and (
-            tenant_spine_starts.cancelled_date is null
-            or calendar_days.usage_date <= tenant_spine_starts.cancelled_date
-        )
-        and not exists (
-            select from plan_gaps
-            where plan_gaps.tenant_id = tenant_spine_starts.tenant_id
-                and calendar_days.usage_date >= plan_gaps.gap_started_date
-                and calendar_days.usage_date < plan_gaps.gap_ended_date
-        ) as is_under_contract
+        calendar_days.is_in_history
     from tenant_spine_starts
     inner join calendar_days
         on calendar_days.usage_date >= tenant_spine_starts.spine_started_date
+
+),
+
+-- the spine days that fall in a plan gap (a join, not a per-row lookup: the spine has millions of rows)
+days_between_plans as (
+
+    select distinct
+        spine_days.tenant_id,
+        spine_days.usage_date
+    from spine_days
+    inner join plan_gaps
+        on spine_days.tenant_id = plan_gaps.tenant_id
+        and spine_days.usage_date >= plan_gaps.gap_started_date
+        and spine_days.usage_date < plan_gaps.gap_ended_date
+
+),
+
+tenant_days as (
+
+    select
+        spine_days.tenant_id,
+        spine_days.usage_date,
+        spine_days.is_in_history,
+        spine_days.usage_date = {{ run_date() }} as is_run_date,
+        spine_days.usage_date >= spine_days.contract_started_date
+        and (
+            spine_days.cancelled_date is null
+            or spine_days.usage_date <= spine_days.cancelled_date
+        )
+        and days_between_plans.tenant_id is null as is_under_contract
+    from spine_days
+    left join days_between_plans
+        on spine_days.tenant_id = days_between_plans.tenant_id
+        and spine_days.usage_date = days_between_plans.usage_date
 
 ),
 

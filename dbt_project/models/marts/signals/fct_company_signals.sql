@@ -8,7 +8,10 @@ with
 
 signal_days as (
 
+    -- the table keeps every date a daily run added; a run reads back signal_history_days, as a full build does
     select * from {{ ref('int_company_signal_days') }}
+    where signal_date > {{ dbt.dateadd('day', -1 * (var('signal_history_days') | int), run_date()) }}
+        and signal_date <= {{ run_date() }}
 
 ),
 

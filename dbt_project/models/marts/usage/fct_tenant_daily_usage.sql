@@ -7,8 +7,10 @@
     Incremental by date: a first build (or --full-refresh) writes the usage_history_days dates ending on
     run_date; each later run rewrites only the usage_recompute_days dates ending on its run_date (the last
     few days, where late-arriving rows land). Re-running or backfilling a past date therefore rebuilds
-    that date and leaves later dates as they are. A change to the column list stops the run until the
-    history is rebuilt with --full-refresh (contracts allow no silent column sync).
+    that date and leaves later dates as they are. A later run reads only the spine rows its frames need
+    (the dates it rewrites and the 119 before them), plus each tenant's latest storage reading before
+    those, so it writes the same rows a full build computes for those dates. A change to the column list
+    stops the run until the history is rebuilt with --full-refresh (contracts allow no silent column sync).
 #}
 {{ config(
     materialized='incremental',
@@ -21,14 +23,35 @@
 {%- set trailing_90d = "over (partition by tenant_id order by usage_date rows between 89 preceding and current row)" -%}
 {%- set prior_90d = "over (partition by tenant_id order by usage_date rows between 119 preceding and 30 preceding)" -%}
 {%- set to_date = "over (partition by tenant_id order by usage_date rows between unbounded preceding and current row)" -%}
+{#- the longest frame (prior_90d) reaches this many rows back -#}
+{%- set lookback_days = 119 -%}
+{%- set frames_start = dbt.dateadd('day', -1 * ((var('usage_recompute_days') | int) + lookback_days), run_date()) -%}
 
 with
 
 tenant_days as (
 
     select * from {{ ref('int_tenant_daily_activity_aggregated') }}
+    {% if is_incremental() %}
+    where usage_date > {{ frames_start }}
+    {% endif %}
 
 ),
+
+{% if is_incremental() %}
+-- each tenant's latest storage reading on the spine before the rows read: a full build carries it forward
+storage_before_frames as (
+
+    select distinct on (tenant_id)
+        tenant_id,
+        storage_bytes
+    from {{ ref('int_tenant_daily_activity_aggregated') }}
+    where usage_date <= {{ frames_start }}
+        and storage_bytes is not null
+    order by tenant_id, usage_date desc
+
+),
+{% endif %}
 
 feature_tiers as (
 
@@ -90,11 +113,22 @@ windowed as (
 storage_carried_forward as (
 
     select
-        *,
-        max(storage_bytes) over (
-            partition by tenant_id, storage_reading_number
+        windowed.*,
+        {% if is_incremental() -%}
+        coalesce(
+            max(windowed.storage_bytes) over (partition by windowed.tenant_id, windowed.storage_reading_number),
+            storage_before_frames.storage_bytes
         ) as latest_storage_bytes
+        {%- else -%}
+        max(windowed.storage_bytes) over (
+            partition by windowed.tenant_id, windowed.storage_reading_number
+        ) as latest_storage_bytes
+        {%- endif %}
     from windowed
+    {% if is_incremental() %}
+    left join storage_before_frames
+        on windowed.tenant_id = storage_before_frames.tenant_id
+    {% endif %}
 
 ),
 

@@ -222,7 +222,8 @@ def generate_company_day(writer: Writer, company: Company, day: date, params: Wo
             continue
         recordings_gb += rng.uniform(0.3, 1.5)
         cap = plan.attendees_per_webinar_limit
-        registrants = min(cap, max(1, int(company.attendee_base * min(level, 1.3) * rng.uniform(0.7, 1.3))))
+        registrants = min(cap, max(1, int(company.attendee_base * min(level, 1.3) * rng.uniform(0.7, 1.3)
+                                             * params.attendee_scale)))
         for _ in range(registrants):
             registration_id = writer.new_id("registrations")
             registered = created + (scheduled - created) * rng.random()
@@ -326,14 +327,16 @@ def write_reference_rows(writer: Writer, companies: list[Company], params: World
         writer.add("plans", (plan.plan_id, plan.plan_code, plan.plan_name, plan.webinars_per_month_limit,
                              plan.attendees_per_webinar_limit, plan.storage_gb_limit, plan.monthly_price_jpy,
                              created, created))
-    users_by_company = {}
     for company in companies:
-        rng = random.Random(f"{params.seed}:{company.company_key}:reference")
-        signed = midnight(company.contract_started_on)
         tenant, plans = tenant_rows(company, through)
         writer.add("tenants", tenant)
         for row in plans:
             writer.add("tenant_plans", row)
+    writer.flush()  # users reference tenants: every tenant is in before the first batch of users
+    users_by_company = {}
+    for company in companies:
+        rng = random.Random(f"{params.seed}:{company.company_key}:reference")
+        signed = midnight(company.contract_started_on)
         user_ids = []
         for index in range(company.user_count):
             user_id = writer.new_id("users")
@@ -378,7 +381,8 @@ def apply_schema(connection: psycopg.Connection) -> None:
         create schema if not exists sandbox;
         create table if not exists sandbox.world (
             accounts integer not null, days integer not null, seed integer not null,
-            planned_end_date date not null, generated_through date not null
+            planned_end_date date not null, generated_through date not null,
+            attendee_scale double precision not null default 1
         )
     """)
 
@@ -392,12 +396,17 @@ def current_world(connection: psycopg.Connection) -> tuple[WorldParams, date] | 
     """The world the database holds (as planned) and the last day generated, if any."""
     if connection.execute("select to_regclass('sandbox.world')").fetchone()[0] is None:
         return None
+    # A database generated before attendee_scale existed was generated at 1.0.
+    connection.execute("alter table sandbox.world add column if not exists attendee_scale double precision "
+                       "not null default 1")
     row = connection.execute(
-        "select accounts, days, seed, planned_end_date, generated_through from sandbox.world").fetchone()
+        "select accounts, days, seed, planned_end_date, generated_through, attendee_scale from sandbox.world"
+    ).fetchone()
     if row is None:
         return None
-    accounts, days, seed, planned_end_date, generated_through = row
-    return WorldParams(accounts=accounts, days=days, seed=seed, end_date=planned_end_date), generated_through
+    accounts, days, seed, planned_end_date, generated_through, attendee_scale = row
+    return (WorldParams(accounts=accounts, days=days, seed=seed, end_date=planned_end_date,
+                        attendee_scale=attendee_scale), generated_through)
 
 
 def build_world(url: str, params: WorldParams, progress: Callable[[str], None] = log.info, *,
@@ -414,8 +423,10 @@ def build_world(url: str, params: WorldParams, progress: Callable[[str], None] =
     with psycopg.connect(url) as connection:
         existing = current_world(connection)
         planned, generated_through = existing if existing else (None, None)
-        same_world = (planned is not None and (planned.accounts, planned.days, planned.seed)
-                      == (params.accounts, params.days, params.seed) and planned.end_date <= params.end_date)
+        same_world = (planned is not None
+                      and (planned.accounts, planned.days, planned.seed, planned.attendee_scale)
+                      == (params.accounts, params.days, params.seed, params.attendee_scale)
+                      and planned.end_date <= params.end_date)
         if same_world and generated_through >= last_day:
             progress(f"Nexpro sandbox already holds this world ({params.accounts} companies, "
                      f"{planned.start_date}..{generated_through}); reusing it")
@@ -452,8 +463,10 @@ def build_world(url: str, params: WorldParams, progress: Callable[[str], None] =
             day += timedelta(days=1)
         writer.flush()
         connection.execute("delete from sandbox.world")
-        connection.execute("insert into sandbox.world values (%s, %s, %s, %s, %s)",
-                           (params.accounts, params.days, params.seed, params.end_date, last_day))
+        connection.execute("insert into sandbox.world (accounts, days, seed, planned_end_date, generated_through, "
+                           "attendee_scale) values (%s, %s, %s, %s, %s, %s)",
+                           (params.accounts, params.days, params.seed, params.end_date, last_day,
+                            params.attendee_scale))
         connection.execute("analyze")
     progress(f"Nexpro sandbox {action} in {time.monotonic() - started:.1f}s: "
              + ", ".join(f"{table} {count:,}" for table, count in writer.written.items() if count))

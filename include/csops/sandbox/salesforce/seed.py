@@ -324,7 +324,9 @@ def plan_users(params: WorldParams, genesis: datetime) -> tuple[list[Record], li
     """The integration user, the CS manager and the CSMs (about one per 25 companies, at least three)."""
     rng = random.Random(f"sf:{params.seed}:users")
     csm_count = max(3, round(params.accounts / 25))
-    names = rng.sample([(last, first) for last in SURNAMES for first in GIVEN_NAMES], csm_count + 1)
+    pool = [(last, first) for last in SURNAMES for first in GIVEN_NAMES]
+    names = rng.sample(pool, min(csm_count + 1, len(pool)))
+    names += [rng.choice(pool) for _ in range(csm_count + 1 - len(names))]  # a big world: some names repeat
     users = [Record(INTEGRATION, "User", genesis, INTEGRATION, {
         "Username": INTEGRATION_USERNAME, "FirstName": "CSOps", "LastName": "連携ユーザー",
         "Email": INTEGRATION_USERNAME, "Title": "API連携", "Department": "情報システム部", "IsActive": True})]
