@@ -18,22 +18,16 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import socket
 import time
 from datetime import date
 from pathlib import Path
 
 import psycopg
 import requests
+from sandbox_helpers import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 END_DATE = date(2026, 11, 20)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class TimedSession(requests.Session):

@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -46,16 +45,11 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import psycopg
+from sandbox_helpers import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GOAL_RATIO = 0.20  # the daily build costs at most this share of the full build
 TOP_MODELS = 15
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def say(message: str) -> None:

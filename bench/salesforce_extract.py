@@ -20,21 +20,15 @@ import argparse
 import json
 import os
 import resource
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import psycopg
+from sandbox_helpers import fill_org, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def measure(mode: str) -> dict:
@@ -59,31 +53,16 @@ def measure(mode: str) -> dict:
 
 
 def fill_tasks(database_url: str, wanted: int) -> int:
-    """Add Tasks to the org until it holds `wanted` live ones; Ids come from the object's own sequence."""
-    from csops.sandbox.salesforce import store
-    from csops.sandbox.salesforce.objects import OBJECTS_BY_NAME, id_sequence, make_id
+    """Add Tasks to the org until it holds `wanted` live ones."""
+    def stamp(offset: int) -> str:
+        return f"2026-0{1 + offset % 9}-{1 + offset % 28:02d}T0{offset % 10}:00:00+00"
 
-    task = OBJECTS_BY_NAME["Task"]
-    with psycopg.connect(database_url) as connection:
-        store.ensure_schema(connection)
-        have = connection.execute('select count(*) from sf."Task" where not "IsDeleted"').fetchone()[0]
-        missing = max(wanted - have, 0)
-        if missing:
-            owner = connection.execute('select "Id" from sf."User" order by "Id" limit 1').fetchone()[0]
-            numbers = [n for (n,) in connection.execute(
-                f"select nextval('{id_sequence(task)}') from generate_series(1, %s)", (missing,))]
-            columns = ("Id", "IsDeleted", "CreatedDate", "CreatedById", "LastModifiedDate", "LastModifiedById",
-                       "SystemModstamp", "OwnerId", "Subject", "ActivityDate", "Status", "Priority", "Type",
-                       "IsClosed", "Description")
-            names = ", ".join(f'"{column}"' for column in columns)
-            with connection.cursor().copy(f'copy sf."Task" ({names}) from stdin') as copy:
-                for offset, number in enumerate(numbers):
-                    stamp = f"2026-0{1 + offset % 9}-{1 + offset % 28:02d}T0{offset % 10}:00:00+00"
-                    copy.write_row((make_id(task.key_prefix, number), False, stamp, owner, stamp, owner, stamp, owner,
-                                    f"フォローアップ {number}", stamp[:10], "Completed", "Normal",
-                                    ("Call", "Email", "Meeting")[offset % 3], True,
-                                    "定例の状況確認。利用状況と次回のアクションを共有した。"))
-        return have + missing
+    return fill_org(database_url, "Task", wanted,
+                    ("Subject", "ActivityDate", "Status", "Priority", "Type", "IsClosed", "Description"),
+                    lambda offset, number: (f"フォローアップ {number}", stamp(offset)[:10], "Completed", "Normal",
+                                            ("Call", "Email", "Meeting")[offset % 3], True,
+                                            "定例の状況確認。利用状況と次回のアクションを共有した。"),
+                    stamp)
 
 
 def in_child(mode: str, environment: dict[str, str]) -> dict:

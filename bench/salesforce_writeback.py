@@ -29,46 +29,22 @@ import argparse
 import logging
 import math
 import os
-import socket
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
 import psycopg
+from sandbox_helpers import fill_org, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIRST_RUN_DATE = date(2026, 11, 20)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def fill_accounts(database_url: str, wanted: int) -> int:
-    """Add Accounts to the org until it holds `wanted` live ones (Ids from the object's own sequence)."""
-    from csops.sandbox.salesforce import store
-    from csops.sandbox.salesforce.objects import OBJECTS_BY_NAME, id_sequence, make_id
-
-    account = OBJECTS_BY_NAME["Account"]
-    with psycopg.connect(database_url) as connection:
-        store.ensure_schema(connection)
-        have = connection.execute('select count(*) from sf."Account" where not "IsDeleted"').fetchone()[0]
-        missing = max(wanted - have, 0)
-        if missing:
-            owner = connection.execute('select "Id" from sf."User" order by "Id" limit 1').fetchone()[0]
-            numbers = [n for (n,) in connection.execute(
-                f"select nextval('{id_sequence(account)}') from generate_series(1, %s)", (missing,))]
-            columns = ("Id", "IsDeleted", "CreatedDate", "CreatedById", "LastModifiedDate", "LastModifiedById",
-                       "SystemModstamp", "OwnerId", "Name", "Type")
-            names = ", ".join(f'"{column}"' for column in columns)
-            with connection.cursor().copy(f'copy sf."Account" ({names}) from stdin') as copy:
-                for number in numbers:
-                    stamp = "2026-01-05T00:00:00+00"
-                    copy.write_row((make_id(account.key_prefix, number), False, stamp, owner, stamp, owner, stamp,
-                                    owner, f"株式会社ベンチ{number}", "Customer"))
-        return have + missing
+    """Add Accounts to the org until it holds `wanted` live ones."""
+    return fill_org(database_url, "Account", wanted, ("Name", "Type"),
+                    lambda _offset, number: (f"株式会社ベンチ{number}", "Customer"),
+                    lambda _offset: "2026-01-05T00:00:00+00")
 
 
 # Synthetic sync rows: every value is a function of (Account, date), so a date's rows are the same on every
