@@ -20,6 +20,9 @@
         {#- a test's adapter response counts the rows of its own query, not of anything it built -#}
         {%- set rows_affected = adapter_response.get('rows_affected')
             if result.node.resource_type in ['model', 'seed', 'snapshot'] else none -%}
+        {#- when the node's SQL started (dbt's clock, UTC): a data test next tests the rows written since -#}
+        {%- set execute_started = result.timing | selectattr('name', 'equalto', 'execute')
+            | map(attribute='started_at') | select | list -%}
         {%- do rows.append(
             "("
             ~ csops.sql_text(invocation_id) ~ ", "
@@ -32,7 +35,9 @@
             ~ (result.failures if result.failures is not none else "null") ~ ", "
             ~ (result.execution_time if result.execution_time is not none else "null") ~ ", "
             ~ (rows_affected if rows_affected is not none and rows_affected >= 0 else "null") ~ ", "
-            ~ (csops.sql_text(result.message[:2000]) if result.message else "null")
+            ~ (csops.sql_text(result.message[:2000]) if result.message else "null") ~ ", "
+            ~ ("cast(" ~ csops.sql_text(execute_started[0].isoformat() ~ '+00') ~ " as timestamptz)"
+               if execute_started else "null")
             ~ ")"
         ) -%}
     {%- endfor -%}
@@ -59,6 +64,8 @@
             recorded_at timestamptz not null default current_timestamp,
             primary key (invocation_id, unique_id)
         );
+        alter table ops.dbt_node_results add column if not exists execute_started_at timestamptz;
+        create index if not exists dbt_node_results_unique_id on ops.dbt_node_results (unique_id, status);
 
         insert into ops.dbt_node_results (
             invocation_id,
@@ -71,7 +78,8 @@
             failures,
             execution_time,
             rows_affected,
-            message
+            message,
+            execute_started_at
         )
         values
         {{ rows | join(',\n        ') }}

@@ -1,7 +1,8 @@
 """The models a daily run builds incrementally write, for the dates they rewrite, exactly the rows a full build
 computes for those dates: the usage mart (the last usage_recompute_days dates, read from the spine rows its
-windows need), the health score's customer days, indicator values and indicator scores (the run date), and the
-daily signal history (the run date), with fct_company_signals reading the same signal_history_days either way."""
+windows need), the day aggregates those windows read (the whole table), the health score's customer days,
+indicator values and indicator scores (the run date), and the daily signal history (the run date), with
+fct_company_signals reading the same signal_history_days either way."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ NEXT_DAY = RUN_DATE + timedelta(days=1)
 HISTORY_VARS = {"usage_history_days": 180, "health_history_days": 90, "signal_history_days": 180}
 RECOMPUTE_DAYS = 7  # usage_recompute_days
 # what is rewritten by whichever run writes a row, not part of its content
-LINEAGE = {"computed_for_run_date", "as_of_date"}
+LINEAGE = {"computed_for_run_date", "as_of_date", "computed_at"}
 # model: (its date column, the dates a daily run for NEXT_DAY rewrites)
 REWRITTEN = {
     "marts.fct_tenant_daily_usage": ("usage_date", [NEXT_DAY - timedelta(days=n) for n in range(RECOMPUTE_DAYS)]),
@@ -74,6 +75,19 @@ def test_a_daily_run_writes_the_rows_a_full_build_computes(warehouse, tmp_path):
     history_after = table_rows(warehouse, "intermediate.int_company_signal_days")
     assert [row for row in history_after if row["signal_date"] != NEXT_DAY] == history_before, (
         "the daily run leaves the signal history's earlier dates as they were")
+
+    # The day aggregates: rewritten for the last dates and the new spine rows, the day that left the spine
+    # deleted, so the whole table equals a full build of it for the same day and history.
+    aggregated = "intermediate.int_tenant_daily_activity_aggregated"
+    days_incremental = table_rows(warehouse, aggregated)
+    with psycopg.connect(warehouse) as connection:
+        written = connection.execute(f"select count(distinct computed_at), count(*) from {aggregated}").fetchone()
+    assert written[0] == 2, "the daily run rewrote some rows of the day aggregates and kept the others"
+    spine = dbt_run(warehouse, tmp_path / "spine", "--full-refresh", "--select",
+                    "int_tenant_days_spined", "int_tenant_daily_activity_aggregated",
+                    variables={"run_date": NEXT_DAY.isoformat(), **HISTORY_VARS})
+    assert spine.returncode == 0, spine.stdout[-4000:]
+    assert table_rows(warehouse, aggregated) == days_incremental, f"{aggregated} differs from a full build"
 
     # A full build for the same day over one more day of history: the same first dates as the built warehouse.
     longer = {key: days + 1 for key, days in HISTORY_VARS.items()}

@@ -22,12 +22,14 @@ from tests.conftest import TEST_WORLD, VENV_BIN
 RUN_DATE = TEST_WORLD.end_date
 
 
-def dbt(warehouse: str, target: Path, *arguments: str, run_date: date = RUN_DATE, run_id: str = "dbt-test"):
-    """`dbt <arguments>` on `warehouse` as of `run_date`, writing its artifacts to `target`."""
+def dbt(warehouse: str, target: Path, *arguments: str, run_date: date = RUN_DATE, run_id: str = "dbt-test",
+        variables: dict | None = None):
+    """`dbt <arguments>` on `warehouse` as of `run_date` (and any other `variables`), writing its artifacts to
+    `target`."""
     project = settings.dbt_project_dir()
     return subprocess.run(
         [str(VENV_BIN / "dbt"), *arguments, "--project-dir", str(project), "--profiles-dir", str(project),
-         "--target-path", str(target), "--vars", json.dumps({"run_date": run_date.isoformat()})],
+         "--target-path", str(target), "--vars", json.dumps({"run_date": run_date.isoformat(), **(variables or {})})],
         env={**dbt_environment(warehouse), "PATH": "/usr/bin:/bin", "CS_AIRFLOW_RUN_ID": run_id},
         capture_output=True, text=True)
 

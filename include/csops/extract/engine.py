@@ -539,6 +539,10 @@ def prepare_raw_table(warehouse: psycopg.Connection, table: SourceTable, columns
                 result.added_columns.append(column)
                 log.warning("%s.%s: new source column %s (%s) added to the raw table", raw_schema, table.name,
                             column, definition)
+    # The dbt data tests on staging check the rows loaded since they last passed (`_loaded_at >= ...`); rows
+    # are written in load order, so a BRIN index (a few pages for millions of rows) finds them.
+    warehouse.execute(sql.SQL("create index if not exists {} on {} using brin ({})").format(
+        sql.Identifier(f"{table.name}_loaded_at_brin"), target, sql.Identifier(LOADED_AT)))
     casts = {c: raw_columns[c] for c, column in columns.items()
              if c in raw_columns and raw_columns[c] != column.raw_type}
     result.retyped_columns = sorted(casts)

@@ -17,6 +17,7 @@
     unique_key='score_date',
     incremental_strategy='delete+insert',
     on_schema_change='fail',
+    indexes=[{'columns': ['computed_at'], 'type': 'brin'}],
 ) }}
 {%- set history_days = var('health_history_days') | int -%}
 {%- if history_days < 1 or history_days > var('usage_history_days') | int -%}
@@ -132,7 +133,8 @@ final as (
         cast(companies.account_id as text) as account_id,
         cast(companies.tenant_id as bigint) as tenant_id,
         cast(companies.csm_user_id as text) as csm_user_id,
-        cast(customer_days.score_date as date) as score_date
+        cast(customer_days.score_date as date) as score_date,
+        {{ computed_at() }} as computed_at
     from customer_days
     inner join companies
         on customer_days.company_id = companies.company_id

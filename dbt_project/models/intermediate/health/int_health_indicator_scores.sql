@@ -16,6 +16,7 @@
     unique_key='score_date',
     incremental_strategy='delete+insert',
     on_schema_change='fail',
+    indexes=[{'columns': ['computed_at'], 'type': 'brin'}],
 ) }}
 
 with
@@ -175,7 +176,8 @@ final as (
                 '{window}', coalesce(cast(top_window_days as text), '?')),
                 '{green}', coalesce(top_min_value_text, '?'))
             as text
-        ) as reason
+        ) as reason,
+        {{ computed_at() }} as computed_at
     from formatted
 
 )

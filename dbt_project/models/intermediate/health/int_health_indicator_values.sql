@@ -25,6 +25,7 @@
     unique_key='score_date',
     incremental_strategy='delete+insert',
     on_schema_change='fail',
+    indexes=[{'columns': ['computed_at'], 'type': 'brin'}],
 ) }}
 
 with
@@ -239,7 +240,10 @@ final as (
 
         -- contract
         cast(renewal_months.next_renewal_date as date) as next_renewal_date,
-        cast(renewal_months.months_to_renewal as integer) as months_to_renewal
+        cast(renewal_months.months_to_renewal as integer) as months_to_renewal,
+
+        -- lineage
+        {{ computed_at() }} as computed_at
 
     from customer_days
     left join tenant_days

@@ -17,6 +17,7 @@
     unique_key='signal_date',
     incremental_strategy='delete+insert',
     on_schema_change='fail',
+    indexes=[{'columns': ['computed_at'], 'type': 'brin'}],
 ) }}
 {%- set history_days = 1 if is_incremental() else var('signal_history_days') | int -%}
 
@@ -454,7 +455,8 @@ final as (
         cast(all_signal_days.signal_key as text) as signal_key,
         cast(signal_rules.signal_kind as text) as signal_kind,
         cast(all_signal_days.signal_date as date) as signal_date,
-        cast(all_signal_days.detail as text) as detail
+        cast(all_signal_days.detail as text) as detail,
+        {{ computed_at() }} as computed_at
     from all_signal_days
     inner join customer_days
         on all_signal_days.company_id = customer_days.company_id

@@ -3,17 +3,51 @@
     and the plan limits in force that day. Daily values only; the trailing windows are built in
     fct_tenant_daily_usage.
 
-    A table, rebuilt by every run (its spine flags are relative to the run date): the usage mart, the
-    onboarding milestones and the tests read the day aggregates once instead of recomputing them from
-    the event tables each time.
+    Incremental: a first build (or --full-refresh) aggregates every spine row. A later run rewrites
+      * the usage_recompute_days dates ending on run_date (where late-arriving events land), and
+      * any spine row the table does not hold yet, or holds with another is_under_contract (a new tenant, a
+        spine reaching further back, a contract date that moved),
+    reading only the events on or after the earliest date it rewrites; then it deletes the rows no longer
+    on the spine (the day that fell out of the history, a spine that got shorter). Older activity or plan
+    changes outside the window are picked up by a --full-refresh. The flags relative to the run date
+    (is_run_date, is_in_history) stay on the spine: a row here holds the same values whichever run wrote it.
 #}
-{{ config(materialized='table') }}
+{{ config(
+    materialized='incremental',
+    unique_key='tenant_usage_date_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+    indexes=[{'columns': ['computed_at'], 'type': 'brin'}],
+    post_hook="
+        delete from {{ this }} as built
+        where not exists (
+            select 1 from {{ ref('int_tenant_days_spined') }} as spine
+            where spine.tenant_usage_date_id = built.tenant_usage_date_id
+        )",
+) }}
+{#- the earliest date this run rewrites: event CTEs read nothing older -#}
+{%- set first_date_built = '(select min(usage_date) from tenant_days)' -%}
 
 with
 
-tenant_days as (
+spine as (
 
     select * from {{ ref('int_tenant_days_spined') }}
+
+),
+
+tenant_days as (
+
+    select spine.*
+    from spine
+    {% if is_incremental() %}
+    left join {{ this }} as built
+        on spine.tenant_usage_date_id = built.tenant_usage_date_id
+    where spine.usage_date
+            > {{ dbt.dateadd('day', -1 * (var('usage_recompute_days') | int), run_date()) }}
+        or built.tenant_usage_date_id is null
+        or built.is_under_contract is distinct from spine.is_under_contract
+    {% endif %}
 
 ),
 
@@ -62,6 +96,9 @@ feature_tiers as (
 data_transfer_daily as (
 
     select * from {{ ref('stg_nexpro__data_transfer_daily') }}
+    {% if is_incremental() %}
+    where usage_date >= {{ first_date_built }}
+    {% endif %}
 
 ),
 
@@ -85,6 +122,9 @@ daily_logins as (
         count(*) as logins,
         count(distinct user_id) as active_users
     from login_events
+    {% if is_incremental() %}
+    where logged_in_date >= {{ first_date_built }}
+    {% endif %}
     group by tenant_id, logged_in_date
 
 ),
@@ -101,6 +141,9 @@ held_webinar_attendees as (
     left join registrations
         on webinars.webinar_id = registrations.webinar_id
     where webinars.is_held
+    {% if is_incremental() %}
+        and webinars.held_date >= {{ first_date_built }}
+    {% endif %}
     group by webinars.tenant_id, webinars.webinar_id, webinars.held_date
 
 ),
@@ -126,6 +169,9 @@ daily_viewing as (
         count(*) as viewing_sessions,
         sum(watch_minutes) as watch_minutes
     from viewing_sessions
+    {% if is_incremental() %}
+    where joined_date >= {{ first_date_built }}
+    {% endif %}
     group by tenant_id, joined_date
 
 ),
@@ -142,6 +188,9 @@ feature_events_tiered as (
         on feature_events.feature_key = feature_catalog.feature_key
     left join feature_tiers
         on feature_catalog.feature_tier = feature_tiers.feature_tier
+    {% if is_incremental() %}
+    where feature_events.occurred_date >= {{ first_date_built }}
+    {% endif %}
 
 ),
 
@@ -179,8 +228,6 @@ joined as (
         tenant_days.tenant_usage_date_id,
         tenant_days.tenant_id,
         tenant_days.usage_date,
-        tenant_days.is_run_date,
-        tenant_days.is_in_history,
         tenant_days.is_under_contract,
 
         coalesce(daily_logins.logins, 0) > 0 as had_login,
@@ -234,8 +281,6 @@ final as (
         tenant_usage_date_id,
         tenant_id,
         usage_date,
-        is_run_date,
-        is_in_history,
         is_under_contract,
         had_login,
         cast(logins as integer) as logins,
@@ -252,7 +297,8 @@ final as (
         plan_id,
         webinars_per_month_limit,
         attendees_per_webinar_limit,
-        storage_gb_limit
+        storage_gb_limit,
+        {{ computed_at() }} as computed_at
     from joined
 
 )

@@ -15,6 +15,7 @@
     unique_key='score_date',
     incremental_strategy='delete+insert',
     on_schema_change='fail',
+    indexes=[{'columns': ['computed_at'], 'type': 'brin'}],
 ) }}
 
 with
@@ -318,7 +319,8 @@ final as (
         cast(top_reasons as text) as top_reasons,
 
         -- lineage: the run that wrote the row
-        cast({{ run_date() }} as date) as computed_for_run_date
+        cast({{ run_date() }} as date) as computed_for_run_date,
+        {{ computed_at() }} as computed_at
 
     from with_history
 

@@ -17,6 +17,7 @@
     unique_key='tenant_usage_date_id',
     incremental_strategy='delete+insert',
     on_schema_change='fail',
+    indexes=[{'columns': ['computed_at'], 'type': 'brin'}],
 ) }}
 {%- set trailing_30d = "over (partition by tenant_id order by usage_date rows between 29 preceding and current row)" -%}
 {%- set trailing_60d = "over (partition by tenant_id order by usage_date rows between 59 preceding and current row)" -%}
@@ -65,7 +66,6 @@ windowed as (
         tenant_usage_date_id,
         tenant_id,
         usage_date,
-        is_in_history,
         is_under_contract,
         plan_id,
         webinars_per_month_limit,
@@ -207,12 +207,15 @@ final as (
         ) as storage_limit_utilisation,
 
         -- lineage: the run that wrote the row
-        cast({{ run_date() }} as date) as computed_for_run_date
+        cast({{ run_date() }} as date) as computed_for_run_date,
+        {{ computed_at() }} as computed_at
 
     from storage_carried_forward
     left join feature_tiers
         on storage_carried_forward.feature_depth_rank_30d = feature_tiers.feature_tier_rank
-    where storage_carried_forward.is_in_history
+    -- the usage_history_days dates ending on run_date; the earlier spine rows only feed the windows
+    where storage_carried_forward.usage_date
+        > {{ dbt.dateadd('day', -1 * (var('usage_history_days') | int), run_date()) }}
     {% if is_incremental() %}
         and storage_carried_forward.usage_date
             > {{ dbt.dateadd('day', -1 * (var('usage_recompute_days') | int), run_date()) }}
