@@ -12,6 +12,7 @@ import subprocess
 
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 
 from csops.local_postgres import LocalPostgres
 from csops.sandbox.board.server import BoardSandbox
@@ -49,8 +50,10 @@ def csops_run(environment, expect_success=True):
 
 
 def mart_rows(server):
-    with psycopg.connect(server.url("warehouse")) as connection:
-        return {mart: connection.execute(f"select * from marts.{mart} order by 1, 2").fetchall()
+    """The marts' rows, without `computed_at` (when the run that wrote a row started: lineage, not content)."""
+    with psycopg.connect(server.url("warehouse"), row_factory=dict_row) as connection:
+        return {mart: [{column: value for column, value in row.items() if column != "computed_at"}
+                       for row in connection.execute(f"select * from marts.{mart} order by 1, 2")]
                 for mart in ("fct_tenant_daily_usage", "fct_mrr_company_monthly", "fct_revenue_monthly",
                              "fct_health_scores", "fct_company_signals", "fct_kpi_monthly", "dash_customer_360")}
 

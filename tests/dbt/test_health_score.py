@@ -32,7 +32,7 @@ MART_MEASURES = {"login_days_30d": "login_days_30d", "webinars_held_30d": "webin
                  "touchpoints_60d": "touchpoints_60d", "key_persons": "key_persons",
                  "months_to_renewal": "months_to_renewal"}
 # what is rewritten by whichever run writes a row, not part of its content
-LINEAGE = {"computed_for_run_date"}
+LINEAGE = {"computed_for_run_date", "computed_at"}
 HEALTH_MODELS = "path:models/intermediate/health+"
 
 

@@ -13,44 +13,55 @@
 
 with
 
-scores as (
+scores_today as (
 
     select * from {{ ref('fct_health_scores') }}
+    where score_date = {{ run_date() }}
 
 ),
 
 scored_accounts as (
 
-    -- every scored date up to run_date of the companies Salesforce knows
+    -- every scored date up to run_date of the companies Salesforce knows, with only what is compared (the
+    -- reasons as a hash: a year of sentences per company would be sorted to disk)
     select
         company_id,
         account_id,
         score_date,
         total_score,
         health_status,
-        top_reasons
-    from scores
+        coalesce(md5(top_reasons), 'none') as reasons_hash
+    from {{ ref('fct_health_scores') }}
     where account_id is not null
         and score_date <= {{ run_date() }}
+
+),
+
+with_week_before as (
+
+    select
+        scored_accounts.*,
+        -- the score exactly 7 days before; null when that date was not scored
+        max(total_score) over (
+            partition by company_id
+            order by score_date
+            range between interval '7 days' preceding and interval '7 days' preceding
+        ) as week_before_score
+    from scored_accounts
 
 ),
 
 with_trend as (
 
     select
-        scored_accounts.*,
+        with_week_before.*,
         case
-            when scored_accounts.total_score is null or week_before.total_score is null then null
-            when scored_accounts.total_score - week_before.total_score
-                >= {{ var('health_trend_min_change') }} then 'Up'
-            when week_before.total_score - scored_accounts.total_score
-                >= {{ var('health_trend_min_change') }} then 'Down'
+            when total_score is null or week_before_score is null then null
+            when total_score - week_before_score >= {{ var('health_trend_min_change') }} then 'Up'
+            when week_before_score - total_score >= {{ var('health_trend_min_change') }} then 'Down'
             else 'Flat'
         end as health_trend
-    from scored_accounts
-    left join scored_accounts as week_before
-        on scored_accounts.company_id = week_before.company_id
-        and week_before.score_date = scored_accounts.score_date - 7
+    from with_week_before
 
 ),
 
@@ -59,12 +70,16 @@ compared as (
     -- a date whose written values differ from the company's previous scored date (or its first date)
     select
         company_id,
+        account_id,
         score_date,
+        total_score,
+        health_status,
+        health_trend,
         row_number() over company_dates = 1
         or total_score is distinct from lag(total_score) over company_dates
         or health_status is distinct from lag(health_status) over company_dates
         or health_trend is distinct from lag(health_trend) over company_dates
-        or top_reasons is distinct from lag(top_reasons) over company_dates as is_change
+        or reasons_hash is distinct from lag(reasons_hash) over company_dates as is_change
     from with_trend
     window company_dates as (partition by company_id order by score_date)
 
@@ -84,16 +99,18 @@ values_since as (
 final as (
 
     select
-        cast(with_trend.account_id as text) as "Id",
-        cast(with_trend.total_score as numeric(4, 2)) as "Health_Score__c",
-        cast(with_trend.health_status as text) as "Health_Status__c",
-        cast(with_trend.health_trend as text) as "Health_Trend__c",
-        cast(with_trend.top_reasons as text) as "Health_Reasons__c",
+        cast(compared.account_id as text) as "Id",
+        cast(compared.total_score as numeric(4, 2)) as "Health_Score__c",
+        cast(compared.health_status as text) as "Health_Status__c",
+        cast(compared.health_trend as text) as "Health_Trend__c",
+        cast(scores_today.top_reasons as text) as "Health_Reasons__c",
         cast(values_since.values_since_date as date) as "Health_Score_Date__c"
-    from with_trend
+    from compared
     inner join values_since
-        on with_trend.company_id = values_since.company_id
-    where with_trend.score_date = {{ run_date() }}
+        on compared.company_id = values_since.company_id
+    inner join scores_today
+        on compared.company_id = scores_today.company_id
+    where compared.score_date = {{ run_date() }}
 
 )
 

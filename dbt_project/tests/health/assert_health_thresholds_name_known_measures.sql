@@ -10,9 +10,17 @@ thresholds as (
 
 ),
 
+-- every company-day of int_health_measures carries the same measures (one per indicator value), so one
+-- company-day lists them all, without reading the whole history
 measures as (
 
-    select distinct measure from {{ ref('int_health_measures') }}
+    select measures.measure
+    from {{ ref('int_health_measures') }} as measures
+    inner join (
+        select company_id, score_date from {{ ref('int_health_indicator_values') }} limit 1
+    ) as one_company_day
+        on measures.company_id = one_company_day.company_id
+        and measures.score_date = one_company_day.score_date
 
 ),
 

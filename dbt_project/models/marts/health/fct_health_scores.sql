@@ -29,6 +29,9 @@ indicator_values as (
 indicator_scores as (
 
     select * from {{ ref('int_health_indicator_scores') }}
+    {% if is_incremental() %}
+    where score_date = {{ run_date() }}
+    {% endif %}
 
 ),
 
