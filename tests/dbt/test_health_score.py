@@ -254,6 +254,8 @@ def test_a_broken_rubric_or_an_unknown_company_fails_naming_the_row(built_wareho
     health = project_copy / "seeds" / "health"
     edit_csv(health / "health_indicators.csv", lambda row: row.update(weight="0.25") if (
         row["indicator_key"] == "renewal") else None)
+    edit_csv(health / "health_thresholds.csv", lambda row: row.update(measure="login_dayz_30d") if (
+        row["indicator_key"], row["score"]) == ("login_days", "2") else None)
     with (health / "health_status_overrides.csv").open("a", encoding="utf-8") as handle:
         handle.write("nexpro:99999,,Red,left the platform,csm2@csops.sandbox,2026-11-01,2026-11-30\n")
     completed = dbt(warehouse, dbt_target, "build", "--select", "path:seeds/health", "path:tests/health",
@@ -261,15 +263,23 @@ def test_a_broken_rubric_or_an_unknown_company_fails_naming_the_row(built_wareho
     assert completed.returncode != 0
     assert "assert_health_weights_sum_to_one" in completed.stdout
     assert "assert_health_overrides_are_valid" in completed.stdout
+    assert "assert_health_thresholds_name_known_measures" in completed.stdout
     with psycopg.connect(warehouse) as connection:
         weights = connection.execute(
             "select indicator_key, problem from (" + compiled_test(dbt_target, "assert_health_weights_sum_to_one")
             + ") as failures").fetchall()
+        measures = connection.execute(
+            "select indicator_key, problem from ("
+            + compiled_test(dbt_target, "assert_health_thresholds_name_known_measures") + ") as failures").fetchall()
         overrides = connection.execute(
             "select named_company_id, problem from (" + compiled_test(dbt_target, "assert_health_overrides_are_valid")
             + ") as failures").fetchall()
     assert ("renewal", "health_indicators.csv: the weights add up to 1.2000, not 1; change weights (this row has "
             "0.2500) so that they add up to 1") in weights
+    assert measures == [("login_days", "health_thresholds.csv: indicator login_days score 2 names measure "
+                         "login_dayz_30d, which is not one of: attendee_trend_ratio, feature_depth_rank_30d, "
+                         "goal_achievement_rate, key_persons, login_days_30d, months_to_renewal, touchpoints_30d, "
+                         "touchpoints_60d, webinars_held_30d")]
     assert overrides == [("nexpro:99999", "health_status_overrides.csv: the row for company_id nexpro:99999 set on "
                           "2026-11-01: no such company; use a company_id of fct_health_scores or an Account Id of "
                           "Salesforce")]

@@ -1,6 +1,7 @@
--- Every threshold compares a measure the health-score inputs provide (the measures of
--- int_health_measures), over the window its name says, if it says one (login_days_30d: window_days 30). A threshold on a
--- misspelt measure would leave its indicator without data. Fails with the row and the measures there are.
+-- Every threshold compares a measure the health-score inputs provide (macros/health_measures.sql, the
+-- measures int_health_measures puts in long form), over the window its name says, if it says one
+-- (login_days_30d: window_days 30). A threshold on a misspelt measure would leave its indicator without
+-- data. Fails with the row and the measures there are.
 
 with
 
@@ -10,17 +11,11 @@ thresholds as (
 
 ),
 
--- every company-day of int_health_measures carries the same measures (one per indicator value), so one
--- company-day lists them all, without reading the whole history
 measures as (
 
-    select measures.measure
-    from {{ ref('int_health_measures') }} as measures
-    inner join (
-        select company_id, score_date from {{ ref('int_health_indicator_values') }} limit 1
-    ) as one_company_day
-        on measures.company_id = one_company_day.company_id
-        and measures.score_date = one_company_day.score_date
+    {% for measure in health_measures() -%}
+    select '{{ measure }}' as measure{{ ' union all' if not loop.last }}
+    {% endfor %}
 
 ),
 
@@ -49,7 +44,6 @@ final as (
     from thresholds
     cross join known
     where thresholds.measure is not null
-        and exists (select from measures)
         and (
             not exists (select from measures where measures.measure = thresholds.measure)
             or (

@@ -1,20 +1,10 @@
 {#
     One row per company, score date and measure: the indicator values of int_health_indicator_values in
     long form, the shape the rubric's thresholds (seed health_thresholds, column `measure`) are joined on.
-    A measure the thresholds may name must be listed here; a threshold naming any other measure fails the
+    The measures are listed in macros/health_measures.sql; a threshold naming any other measure fails the
     rubric test assert_health_thresholds_name_known_measures.
 #}
-{%- set measures = [
-    'login_days_30d',
-    'webinars_held_30d',
-    'feature_depth_rank_30d',
-    'goal_achievement_rate',
-    'attendee_trend_ratio',
-    'touchpoints_30d',
-    'touchpoints_60d',
-    'key_persons',
-    'months_to_renewal',
-] -%}
+{%- set measures = health_measures() -%}
 
 with
 
