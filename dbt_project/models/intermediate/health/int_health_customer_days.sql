@@ -15,8 +15,6 @@
 {{ config(
     materialized='incremental',
     unique_key='score_date',
-    incremental_strategy='delete+insert',
-    on_schema_change='fail',
     indexes=[{'columns': ['computed_at'], 'type': 'brin'}],
 ) }}
 {%- set history_days = var('health_history_days') | int -%}

@@ -14,8 +14,6 @@
 {{ config(
     materialized='incremental',
     unique_key='score_date',
-    incremental_strategy='delete+insert',
-    on_schema_change='fail',
     indexes=[{'columns': ['computed_at'], 'type': 'brin'}],
 ) }}
 

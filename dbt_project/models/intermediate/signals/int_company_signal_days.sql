@@ -15,8 +15,6 @@
 {{ config(
     materialized='incremental',
     unique_key='signal_date',
-    incremental_strategy='delete+insert',
-    on_schema_change='fail',
     indexes=[{'columns': ['computed_at'], 'type': 'brin'}],
 ) }}
 {%- set history_days = 1 if is_incremental() else var('signal_history_days') | int -%}

@@ -15,8 +15,6 @@
 {{ config(
     materialized='incremental',
     unique_key='tenant_usage_date_id',
-    incremental_strategy='delete+insert',
-    on_schema_change='fail',
     indexes=[{'columns': ['computed_at'], 'type': 'brin'}],
     post_hook="
         delete from {{ this }} as built
