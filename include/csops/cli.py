@@ -16,6 +16,13 @@
         Write the activation models' changes back to Salesforce (connection salesforce_default, else the
         local sandbox org) as the daily run does; --dry-run only reports what would be sent; --resend makes
         the ledger forget those objects first, so their rows are sent in full.
+    csops activation run [--date YYYY-MM-DD --dry-run --override-killswitch]
+        The activation of a date in this process, as cs_activation's tasks do it (killswitch, write-back,
+        playbooks, digest), for running it without the scheduler.
+    csops activation unknown [--date YYYY-MM-DD]
+        The firings whose fate is unknown (the process sending them died before it could record the outcome).
+    csops activation resend --firing KEY [--firing KEY ...]
+        Send unknown e-mails or Slack lines again, once you have checked that they never arrived.
     csops ui [--accounts 200 --days 180 --seed 42]
         A real Airflow 3 on 127.0.0.1 (port CS_AIRFLOW_PORT, 8080): the stack and sandbox as for `run`, then
         api-server, scheduler (LocalExecutor), dag-processor and triggerer until Ctrl-C.
@@ -320,6 +327,47 @@ def command_writeback(arguments: argparse.Namespace) -> None:
             raise SystemExit(1)
 
 
+def command_activation(arguments: argparse.Namespace) -> None:
+    import psycopg
+    import requests
+
+    from csops.activation.channels import ChannelSenders
+    from csops.activation.day import activate
+    from csops.activation.ledger import ActivationBusy, unknown_firings
+    from csops.activation.playbooks import resend_unknown
+    from csops.extract.salesforce import connect_with_hook
+
+    run_date = date.fromisoformat(arguments.date) if getattr(arguments, "date", None) else None
+    sends = arguments.action == "resend" or (arguments.action == "run" and not arguments.dry_run)
+    with local_stack(salesforce=sends, board=False, channels=sends) as stack:
+        os.environ.update(stack.airflow_connections())
+        if arguments.action == "unknown":
+            with psycopg.connect(stack.warehouse_url, autocommit=True) as connection:
+                rows = unknown_firings(connection, run_date)
+            for row in rows:
+                print(f"{row['firing_key']}\t{row['action']}\t{row['target'] or ''}\t{row['detail'] or ''}")
+            print(f"{len(rows)} firing(s) of unknown fate" + (f" on {run_date}" if run_date else ""))
+            return
+        sf = connect_with_hook(settings.SALESFORCE_CONN_ID)(requests.Session()) if sends else None
+        run_id = f"cli__{arguments.action}__{pendulum.now('UTC'):%Y-%m-%dT%H:%M:%S}"
+        try:
+            if arguments.action == "resend":
+                with psycopg.connect(stack.warehouse_url, autocommit=True) as connection:
+                    firings = resend_unknown(connection, ChannelSenders(sf), arguments.firing, run_id)
+                for firing in firings:
+                    print(f"{firing.firing_key}: {firing.outcome} ({firing.detail})")
+                if any(firing.outcome != "sent" for firing in firings):
+                    raise SystemExit(1)
+                return
+            override_by = f"{os.environ.get('USER', 'someone')} (csops activation run)" \
+                if arguments.override_killswitch else None
+            result = activate(stack.warehouse_url, run_date or last_complete_business_day(), sf,
+                              dry_run=arguments.dry_run, override_by=override_by, run_id=run_id)
+        except (ActivationBusy, ValueError) as error:
+            raise SystemExit(str(error)) from None
+        print(json.dumps(result, indent=2, default=str))
+
+
 def command_warehouse(_arguments: argparse.Namespace) -> None:
     with local_stack(salesforce=False, board=False, channels=False) as stack:
         variables = dbt_environment(stack.warehouse_url)
@@ -395,6 +443,21 @@ def main(argv: list[str] | None = None) -> None:
     writeback.add_argument("--resend", metavar="OBJECTS",
                            help="send these objects in full: 'all' or a comma-separated list, e.g. Usage__c")
     writeback.set_defaults(handler=command_writeback)
+    activation = commands.add_parser("activation", help="the activation of a date: run it, list or re-send the "
+                                                        "firings of unknown fate")
+    actions = activation.add_subparsers(dest="action", required=True)
+    activation_run = actions.add_parser("run", help="run the activation of a date in this process")
+    activation_run.add_argument("--date", help="the run date, YYYY-MM-DD (default: yesterday in Asia/Tokyo)")
+    activation_run.add_argument("--dry-run", action="store_true", default=settings.activation_dry_run(),
+                                help="record what would be written back and fired; send nothing")
+    activation_run.add_argument("--override-killswitch", action="store_true",
+                                help="fire even though the killswitch holds the date, after checking its inputs")
+    unknown = actions.add_parser("unknown", help="list the firings of unknown fate")
+    unknown.add_argument("--date", help="only this run date, YYYY-MM-DD")
+    resend_parser = actions.add_parser("resend", help="send unknown e-mails or Slack lines again, after checking")
+    resend_parser.add_argument("--firing", action="append", required=True, metavar="KEY",
+                               help="a firing key from `csops activation unknown` (repeat for several)")
+    activation.set_defaults(handler=command_activation)
     ui = commands.add_parser("ui", help="a real Airflow 3 with its UI on 127.0.0.1 until Ctrl-C")
     add_world_arguments(ui)
     ui.set_defaults(handler=command_ui)
