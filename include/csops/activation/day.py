@@ -4,6 +4,7 @@ crash tests, which kill this process at random moments."""
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 
 import psycopg
@@ -15,6 +16,7 @@ from csops.activation.killswitch import check_and_stop
 from csops.activation.playbooks import run_playbooks
 from csops.activation.writeback import write_back
 
+log = logging.getLogger(__name__)
 
 def activate(warehouse_url: str, run_date: date, sf, *, dry_run: bool, override_by: str | None = None,
              run_id: str | None = None) -> dict:
@@ -28,7 +30,10 @@ def activate(warehouse_url: str, run_date: date, sf, *, dry_run: bool, override_
         result = {"verdict": verdict.as_dict()}
         if verdict.tripped:
             return result
+        log.info("activation of %s: the write-back", run_date)
         result["write_back"] = write_back(warehouse_url, sf, run_date, dry_run=dry_run, run_id=run_id).as_dict()
+        log.info("activation of %s: the playbooks", run_date)
         result["playbooks"] = run_playbooks(connection, senders, run_date, dry_run=dry_run, run_id=run_id)
+        log.info("activation of %s: the digest", run_date)
         result["digest"] = post_digest(connection, senders, run_date, dry_run=dry_run, run_id=run_id)
     return result
