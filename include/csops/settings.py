@@ -7,6 +7,7 @@ warehouse?" so the CLI, the DAG and the tests agree.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -106,6 +107,12 @@ def salesforce_api_reserve() -> float:
 def salesforce_bulk_threshold() -> int:
     """Above this many rows to read, an object is extracted with a Bulk API 2.0 query job instead of REST."""
     return int(os.environ.get("CS_SALESFORCE_BULK_THRESHOLD", "10000"))
+
+
+def board_reconcile_every() -> timedelta:
+    """How old board's last complete read of a resource may get before a run reads every id again to find
+    deletes (CS_BOARD_RECONCILE_DAYS, default 7)."""
+    return timedelta(days=float(os.environ.get("CS_BOARD_RECONCILE_DAYS", "7")))
 
 
 def salesforce_write_bulk_threshold() -> int:
