@@ -158,6 +158,19 @@ def counting_client(sandbox, reserve_share: float) -> Salesforce:
                       session=session, version=API_VERSION)
 
 
+def test_check_budget_refuses_when_the_session_knows_the_reserve_is_reached(salesforce_sandbox, salesforce_client):
+    sf = counting_client(salesforce_sandbox, reserve_share=0.5)
+    salesforce_sandbox.admin.reset_usage()
+    salesforce_sandbox.admin.set_daily_limit(4)
+    check_budget(sf, 0)
+    check_budget(sf, 0)  # 2 of 4 used: the session calls no more
+    with pytest.raises(BudgetReserveReached) as refused:
+        check_budget(sf, 1, unsent="Usage__c: 3 record(s)")
+    assert (refused.value.budget.max, refused.value.budget.remaining, refused.value.budget.reserve) == (4, 2, 2)
+    assert "Usage__c: 3 record(s)" in str(refused.value) and "Nothing was sent" in str(refused.value)
+    assert salesforce_sandbox.admin.usage()["used"] == 2
+
+
 def test_the_reserve_reached_mid_collections_stops_cleanly_with_what_was_answered(salesforce_sandbox,
                                                                                   salesforce_client, account_id):
     rows = usage_rows(account_id, 450)  # three Collections calls

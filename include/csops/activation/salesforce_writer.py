@@ -214,17 +214,27 @@ def check_budget(sf: Salesforce | SalesforceApi, calls_needed: int, *, unsent: s
 
     `unsent` names what would be left unsent, for the error message.
     """
-    limits = _with_retries(salesforce_api(sf), lambda client: client.limits(), "limits", _Counter())
+    api = salesforce_api(sf)
+    try:
+        limits = _with_retries(api, lambda client: client.limits(), "limits", _Counter())
+    except extract.BudgetReserveReached as reached:  # the session knows already: down to the reserve
+        session = api.session
+        budget = Budget(max=session.limit, remaining=session.remaining, reserve=session.reserve,
+                        calls_needed=calls_needed)
+        raise BudgetReserveReached(budget_refusal(budget, unsent), budget) from reached
     daily = limits["DailyApiRequests"]
     budget = Budget(max=int(daily["Max"]), remaining=int(daily["Remaining"]),
                     reserve=int(int(daily["Max"]) * settings.salesforce_api_reserve()), calls_needed=calls_needed)
     if not budget.allows:
-        raise BudgetReserveReached(
-            f"not sent: {unsent} need about {calls_needed:,} API call(s), and the org has {budget.remaining:,} of "
-            f"{budget.max:,} daily requests left, of which {budget.reserve:,} "
-            f"({settings.salesforce_api_reserve():.0%}) are kept for other integrations. Nothing was sent; the "
-            f"next run sends it. To send today, lower CS_SALESFORCE_API_RESERVE or raise the org's limit", budget)
+        raise BudgetReserveReached(budget_refusal(budget, unsent), budget)
     return budget
+
+
+def budget_refusal(budget: Budget, unsent: str) -> str:
+    return (f"not sent: {unsent} need about {budget.calls_needed:,} API call(s), and the org has "
+            f"{budget.remaining:,} of {budget.max:,} daily requests left, of which {budget.reserve:,} "
+            f"({budget.reserve / budget.max:.0%}) are kept for other integrations. Nothing was sent; the next run "
+            "sends it. To send today, lower CS_SALESFORCE_API_RESERVE or raise the org's limit")
 
 
 def upsert(sf: Salesforce | SalesforceApi, object_name: str, external_id_field: str, records: Sequence[dict], *,
