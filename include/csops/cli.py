@@ -300,10 +300,8 @@ def command_sandbox(arguments: argparse.Namespace) -> None:
 
 
 def command_writeback(arguments: argparse.Namespace) -> None:
-    import requests
-
     from csops.activation.writeback import SYNC_OBJECTS, WritebackError, resend, write_back
-    from csops.extract.salesforce import connect_with_hook
+    from csops.extract.salesforce import CountingSession, SalesforceApi, connect_with_hook
 
     run_date = date.fromisoformat(arguments.date) if arguments.date else last_complete_business_day()
     with local_stack(salesforce=not arguments.dry_run, board=False) as stack:
@@ -317,7 +315,9 @@ def command_writeback(arguments: argparse.Namespace) -> None:
         sf = None
         if not arguments.dry_run:
             os.environ.update(stack.airflow_connections())
-            sf = connect_with_hook(settings.SALESFORCE_CONN_ID)(requests.Session())
+            # As the DAG's: the session stops before a call would eat into the budget's reserve.
+            sf = SalesforceApi(connect_with_hook(settings.SALESFORCE_CONN_ID),
+                               CountingSession(reserve_share=settings.salesforce_api_reserve()))
         try:
             report = write_back(stack.warehouse_url, sf, run_date, dry_run=arguments.dry_run)
         except WritebackError as error:

@@ -141,6 +141,21 @@ create table if not exists ops.sync_rejections (
     primary key (object_name, external_id)
 );
 create index if not exists sync_rejections_open on ops.sync_rejections (object_name) where resolved_at is null;
+-- Bulk ingest jobs a write-back left in Salesforce without reading their results (the API budget stopped it
+-- mid-job): one row per record the job holds, with the values sent. The next write-back collects them first.
+create table if not exists ops.sync_bulk_jobs (
+    job_id        text not null,
+    object_name   text not null,
+    key_field     text not null,
+    external_id   text not null,
+    values_hash   text not null,
+    record        jsonb not null,
+    closed        boolean not null,
+    run_id        text not null,
+    run_date      date not null,
+    left_at       timestamptz not null default now(),
+    primary key (job_id, external_id)
+);
 """
 # Recorded as the ops schema's comment once the DDL above has run (see ensure_schemas).
 OPS_SCHEMA_VERSION = "csops ops " + hashlib.sha1(OPS_SCHEMA_DDL.encode()).hexdigest()[:12]

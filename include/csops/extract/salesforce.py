@@ -182,12 +182,14 @@ class SalesforceApi:
     """The Salesforce calls the extract makes: retried when transient, re-logged-in when the session expires."""
 
     connect: Callable[[requests.Session], Salesforce]
-    session: CountingSession
+    session: requests.Session  # a CountingSession, for the budget guard and the call count
     retry_wait_seconds: float = 1.0
     attempts: int = 5
+    client: Salesforce | None = None  # a client logged in already; else `connect` logs in at once
 
     def __post_init__(self) -> None:
-        self.client = self.connect(self.session)
+        if self.client is None:
+            self.client = self.connect(self.session)
 
     def call(self, operation: Callable[[Salesforce], object]):
         """Run `operation(client)`: retry transient errors with backoff; after an expired session, log in again."""
@@ -197,12 +199,16 @@ class SalesforceApi:
                                     "Salesforce: %s; retrying (attempt %s of %s)", state.outcome.exception(),
                                     state.attempt_number + 1, self.attempts)):
             with attempt:
-                try:
-                    return operation(self.client)
-                except SalesforceExpiredSession:
-                    log.warning("Salesforce session expired; logging in again")
-                    self.client = self.connect(self.session)
-                    return operation(self.client)
+                return self.once(operation)
+
+    def once(self, operation: Callable[[Salesforce], object]):
+        """Run `operation(client)` once; after an expired session (401 INVALID_SESSION_ID), log in and run it again."""
+        try:
+            return operation(self.client)
+        except SalesforceExpiredSession:
+            log.warning("Salesforce session expired; logging in again")
+            self.client = self.connect(self.session)
+            return operation(self.client)
 
     def limits(self) -> None:
         """Ask for the org's limits once, so the budget is known before the first real call."""
