@@ -1,6 +1,7 @@
 {#
-    One row per closed month and KPI of the KPI tree that has data that month: the actual, with its
-    numerator and denominator. Months run through the last closed month (the month before run_date's), like
+    One row per KPI of the KPI tree (macro kpi_tree) and closed month it is measured in: the actual, with its
+    numerator and denominator, or, when it has none that month, the reason (not_enough_history,
+    no_eligible_customers). Months run through the last closed month (the month before run_date's), like
     the revenue marts. The revenue KPIs cover every closed month of fct_revenue_monthly; the leading
     indicators cover the months from the first month of the recorded product history (its first month may be
     partial); Green and Red ratio the months with health scores, as of their last scored day. Salesforce data completeness is known only as of the run date and is reported on the last
@@ -505,21 +506,64 @@ actuals as (
 
 ),
 
+-- every KPI and month it is measured in (macro kpi_tree)
+last_closed_month as (
+
+    select * from months
+    where month_start = {{ dbt.dateadd('month', -1, dbt.date_trunc('month', run_date())) }}
+
+),
+
+kpi_months as (
+
+    {%- for kpi_key, coverage in kpi_tree().items() %}
+    select month_start, month_end, '{{ kpi_key }}' as kpi_key
+    from {{ {'closed_months': 'months', 'product_history': 'leading_months',
+             'last_closed_month': 'last_closed_month'}[coverage] }}
+    {{- '\n    union all' if not loop.last }}
+    {%- endfor %}
+
+),
+
+revenue_history as (
+
+    select min(month_start) as first_month from revenue
+
+),
+
 final as (
 
     select
-        cast(actuals.month_start as date) as month_start,
-        cast(actuals.kpi_key as text) as kpi_key,
+        cast(kpi_months.month_start as date) as month_start,
+        cast(kpi_months.kpi_key as text) as kpi_key,
         cast(actuals.actual as numeric(18,6)) as actual,
         cast(actuals.numerator as numeric(18,2)) as numerator,
         cast(actuals.denominator as numeric(18,2)) as denominator,
         cast(case
-            when actuals.kpi_key = 'salesforce_data_completeness' then {{ run_date() }}
-            else months.month_end
-        end as date) as measured_on
-    from actuals
-    inner join months
-        on actuals.month_start = months.month_start
+            when kpi_months.kpi_key = 'salesforce_data_completeness' then {{ run_date() }}
+            else kpi_months.month_end
+        end as date) as measured_on,
+        -- why a month has no actual: its twelve-month window (or the health scores) reaches back before the
+        -- recorded history, or nobody was eligible (no customer finished onboarding, no deal closed, ...)
+        cast(case
+            when actuals.actual is not null then null
+            when kpi_months.kpi_key in ('nrr_t12m', 'gross_churn_rate_t12m', 'expansion_rate_t12m')
+                and kpi_months.month_start < {{ dbt.dateadd('month', 12, 'revenue_history.first_month') }}
+                then 'not_enough_history'
+            when kpi_months.kpi_key = 'paid_services_revenue_t12m'
+                and kpi_months.month_start < {{ dbt.dateadd('month', 11, 'revenue_history.first_month') }}
+                then 'not_enough_history'
+            when kpi_months.kpi_key in ('green_ratio', 'red_ratio') and last_scored_days.score_date is null
+                then 'not_enough_history'
+            else 'no_eligible_customers'
+        end as text) as reason
+    from kpi_months
+    cross join revenue_history
+    left join actuals
+        on kpi_months.month_start = actuals.month_start
+        and kpi_months.kpi_key = actuals.kpi_key
+    left join last_scored_days
+        on kpi_months.month_start = last_scored_days.month_start
 
 )
 

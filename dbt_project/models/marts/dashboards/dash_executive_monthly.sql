@@ -2,7 +2,8 @@
 -- expansion, MRR, with the KPI targets of the month's programme year), the months with health scores
 -- (the Green/Yellow/Red mix on the month's last scored day; the run date's month is month to date), the
 -- CS-originated revenue of the month (won Upsell and Cross-sell deals by close date), and CMRR as of the
--- run date on the last closed month's row.
+-- run date on the last closed month's row. A KPI with no figure in a month (nobody eligible, not enough
+-- history) has a null share and its reason beside it (<kpi>_reason, from fct_kpi_monthly).
 
 with
 
@@ -58,7 +59,9 @@ targets as (
         month_start,
         max(programme_year) as programme_year,
         {%- for kpi in ['nrr_t12m', 'gross_churn_rate_t12m', 'expansion_rate_t12m', 'green_ratio', 'red_ratio'] %}
-        max(target) filter (where kpi_key = '{{ kpi }}') as {{ kpi }}_target{{ ',' if not loop.last }}
+        max(target) filter (where kpi_key = '{{ kpi }}') as {{ kpi }}_target,
+        -- why the month has no figure for the KPI (fct_kpi_monthly.reason), else null
+        max(reason) filter (where kpi_key = '{{ kpi }}') as {{ kpi }}_reason{{ ',' if not loop.last }}
         {%- endfor %}
     from kpis
     group by month_start
@@ -147,11 +150,14 @@ final as (
         cast(revenue.expansion_rate as numeric(12,6)) as expansion_rate,
         cast(revenue.nrr_t12m as numeric(12,6)) as nrr_t12m,
         cast(targets.nrr_t12m_target as numeric(12,6)) as nrr_t12m_target,
+        cast(targets.nrr_t12m_reason as text) as nrr_t12m_reason,
         cast(revenue.grr_t12m as numeric(12,6)) as grr_t12m,
         cast(revenue.gross_churn_rate_t12m as numeric(12,6)) as gross_churn_rate_t12m,
         cast(targets.gross_churn_rate_t12m_target as numeric(12,6)) as gross_churn_rate_t12m_target,
+        cast(targets.gross_churn_rate_t12m_reason as text) as gross_churn_rate_t12m_reason,
         cast(revenue.expansion_rate_t12m as numeric(12,6)) as expansion_rate_t12m,
         cast(targets.expansion_rate_t12m_target as numeric(12,6)) as expansion_rate_t12m_target,
+        cast(targets.expansion_rate_t12m_reason as text) as expansion_rate_t12m_reason,
 
         -- CMRR as of the run date, on the last closed month (its MRR is CMRR's base)
         cast(case when months.month_start = last_closed_month.month_start then cmrr_total.won_not_started_mrr end
@@ -180,6 +186,8 @@ final as (
             as numeric(12,6)) as red_share,
         cast(targets.green_ratio_target as numeric(12,6)) as green_share_target,
         cast(targets.red_ratio_target as numeric(12,6)) as red_share_target,
+        cast(targets.green_ratio_reason as text) as green_share_reason,
+        cast(targets.red_ratio_reason as text) as red_share_reason,
 
         cast({{ run_date() }} as date) as as_of_date
 

@@ -1,6 +1,7 @@
 -- One row per closed month and KPI of the KPI tree: the actual beside the target in force in the month's
 -- programme year (int_kpi_targets_in_force). The programme year counts from var kpi_programme_start (the
--- first month of Year 1): a month before it has no target.
+-- first month of Year 1): a month before it has no target. A month where the KPI has no actual (nobody was
+-- eligible, or not enough history) keeps its row, with the reason and a null is_on_target.
 
 with
 
@@ -58,6 +59,7 @@ final as (
         cast(kpis.direction as text) as direction,
         cast(months_in_programme.programme_year as integer) as programme_year,
         cast(months_in_programme.actual as numeric(18,6)) as actual,
+        cast(months_in_programme.reason as text) as reason,
         cast(targets_in_force.target_value as numeric(18,6)) as target,
         cast(case
             when kpis.direction = 'at_least' then months_in_programme.actual >= targets_in_force.target_value
