@@ -1,6 +1,7 @@
--- Every hand-set health status (seed health_status_overrides) names a company that exists (by company_id,
--- or by account_id when company_id is empty), sets a status of health_status_bands, gives a reason and who
--- set it, and has set_on on or before expires_on. Fails with the row and the fix.
+-- Every hand-set health status (seed health_status_overrides) names a company (by company_id, or by account_id
+-- when company_id is empty), sets a status of health_status_bands, gives a reason and who set it, and has
+-- set_on on or before expires_on. Fails with the row and the fix. A row naming a company the warehouse does
+-- not have is a warning of its own (assert_health_overrides_name_known_companies): it applies to nobody.
 
 with
 
@@ -30,8 +31,6 @@ final as (
             || case
                 when named_company_id is null and named_account_id is null
                     then 'give the company_id (or the account_id) it applies to'
-                when not is_known_company
-                    then 'no such company; use a company_id of fct_health_scores or an Account Id of Salesforce'
                 when override_status is null
                     or override_status not in (select health_status from bands)
                     then 'status ' || coalesce(override_status, '(empty)') || ' is not one of '
@@ -42,7 +41,6 @@ final as (
             end as problem
     from overrides
     where (named_company_id is null and named_account_id is null)
-        or not is_known_company
         or override_status is null
         or override_status not in (select health_status from bands)
         or override_reason is null or trim(override_reason) = ''

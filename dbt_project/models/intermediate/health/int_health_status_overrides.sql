@@ -2,7 +2,7 @@
     One row per health status override a CSM set by hand (seed health_status_overrides), with the
     company it names: the row's company_id, or the company of its account_id. `is_known_company` is false
     when neither names a company of int_companies_identified; the data test
-    assert_health_overrides_are_valid fails on such a row, naming it.
+    assert_health_overrides_name_known_companies warns on such a row, naming it (it overrides nobody).
 #}
 
 with
