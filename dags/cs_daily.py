@@ -188,18 +188,18 @@ def cs_daily():
     def salesforce_extract():
         @task(map_index_template="{{ object_name }}", max_active_tis_per_dagrun=4)
         def load_object(object_name: str) -> dict:
-            from csops.extract.salesforce import CountingSession, SalesforceApi, connect_with_hook
-            from csops.extract.salesforce import load_object as load
+            from csops.extract.salesforce import CountingSession, connect_with_hook, log_in_and_load
 
             context = get_current_context()
             context["object_name"] = object_name  # names the mapped task instance in the UI
             params = context["params"]
-            api = SalesforceApi(connect_with_hook(settings.SALESFORCE_CONN_ID),
-                                CountingSession(reserve_share=settings.salesforce_api_reserve()))
-            return load(api, postgres_conninfo(settings.WAREHOUSE_CONN_ID), object_name, run_id=context["run_id"],
-                        overlap=timedelta(minutes=int(params["overlap_minutes"])),
-                        full_refresh=bool({"all", object_name} & set(params["full_refresh"])),
-                        bulk_threshold=settings.salesforce_bulk_threshold()).outcome()
+            # A failed login is recorded as this object's failed load, so the summary says which and why.
+            return log_in_and_load(connect_with_hook(settings.SALESFORCE_CONN_ID),
+                                   CountingSession(reserve_share=settings.salesforce_api_reserve()),
+                                   postgres_conninfo(settings.WAREHOUSE_CONN_ID), object_name, run_id=context["run_id"],
+                                   overlap=timedelta(minutes=int(params["overlap_minutes"])),
+                                   full_refresh=bool({"all", object_name} & set(params["full_refresh"])),
+                                   bulk_threshold=settings.salesforce_bulk_threshold()).outcome()
 
         load_object.expand(object_name=list(SALESFORCE_OBJECTS))
 

@@ -157,8 +157,13 @@ def error_codes(error: SalesforceError) -> str:
 def explain(error: Exception, object_name: str) -> ExtractError:
     """A permanent Salesforce error as an ExtractError naming the object and the fix."""
     if isinstance(error, SalesforceAuthenticationFailed):
-        return ExtractError(f"Salesforce login failed ({error.code}: {error.message}): check the username, password "
-                            f"and security token of the salesforce_default connection")
+        # simple-salesforce keeps Salesforce's own words in auth_message (its `message` is an unformatted template)
+        reason = (getattr(error, "auth_message", "") or "authentication failed").strip().rstrip(".")
+        code = str(error.code or "login failed").removeprefix("sf:")
+        if not reason.startswith(code):
+            reason = f"{code}: {reason}"
+        return ExtractError(f"{reason} — check the username, password and security token of the salesforce_default "
+                            f"connection")
     if isinstance(error, SalesforceError):
         detail = error_codes(error)
         if isinstance(error, SalesforceMalformedRequest) and "INVALID_TYPE" in detail:
@@ -307,6 +312,33 @@ def bulk_rows(pages: Iterator[str], fields: list[str]) -> Iterator[list]:
             raise ExtractError(f"the Bulk API answer lacks the column(s) {', '.join(missing)}")
         for record in reader:
             yield [record[lowered[name.lower()]] or None for name in fields]
+
+
+def log_in_and_load(connect: Callable[[requests.Session], Salesforce], session: requests.Session, warehouse_url: str,
+                    object_name: str, *, run_id: str, **options) -> LoadResult:
+    """Log in, then `load_object`. A login that fails (a wrong password, an unreachable org) is the object's
+    failed load: its `ops.extract_runs` row holds the error, so the run's summary names the object and why."""
+    try:
+        api = SalesforceApi(connect, session)
+    except Exception as error:
+        failure = error if isinstance(error, ExtractError) else explain(error, object_name)
+        record_failed_start(warehouse_url, object_name, run_id, str(failure))
+        if failure is error:
+            raise
+        raise failure from error
+    return load_object(api, warehouse_url, object_name, run_id=run_id, **options)
+
+
+def record_failed_start(warehouse_url: str, object_name: str, run_id: str, error: str) -> None:
+    """The audit row of a load that failed before it could read anything (the login)."""
+    result = LoadResult(source_name=SOURCE_NAME, table_name=object_name.lower(), run_id=run_id, status="failed",
+                        error=error)
+    log.error("%s.%s: %s", RAW_SCHEMA, result.table_name, error)
+    with psycopg.connect(warehouse_url, autocommit=True) as warehouse:
+        ensure_schemas(warehouse, RAW_SCHEMA)
+        result.started_at = warehouse.execute("select clock_timestamp()").fetchone()[0]
+        with warehouse.transaction():
+            record_run(warehouse, result)
 
 
 def load_object(api: SalesforceApi, warehouse_url: str, object_name: str, *, run_id: str,
