@@ -1,6 +1,8 @@
 {#
     on-run-end hook: one row per node result (model, seed, data test, unit test) into
     ops.dbt_node_results, which the platform's end-of-run summary reads ("models built, tests passed").
+    A data test that failed or warned also keeps the first rows of its stored failures (store_failures is on for
+    every test: the rows are in dbt_test__audit.<test>), so the summary shows the test's own explanation.
     Creates the schema and table if missing. Does nothing when there are no results
     (dbt parse, compile, docs generate, or a selection that matched nothing), so it never fails
     a run on its own account.
@@ -15,6 +17,7 @@
     {%- set run_date_sql = "cast(" ~ csops.sql_text(run_date_value) ~ " as date)"
         if modules.re.match('^[0-9]{4}-[0-9]{2}-[0-9]{2}$', run_date_value) else "null" -%}
     {%- set rows = [] -%}
+    {%- set failure_rows_kept = 5 -%}
     {%- for result in results -%}
         {%- set adapter_response = result.adapter_response or {} -%}
         {#- a test's adapter response counts the rows of its own query, not of anything it built -#}
@@ -37,7 +40,11 @@
             ~ (rows_affected if rows_affected is not none and rows_affected >= 0 else "null") ~ ", "
             ~ (csops.sql_text(result.message[:2000]) if result.message else "null") ~ ", "
             ~ ("cast(" ~ csops.sql_text(execute_started[0].isoformat() ~ '+00') ~ " as timestamptz)"
-               if execute_started else "null")
+               if execute_started else "null") ~ ", "
+            ~ ("(select json_agg(failing) from (select * from " ~ result.node.relation_name ~ " limit "
+               ~ failure_rows_kept ~ ") as failing)"
+               if result.node.resource_type == 'test' and result.status in ['fail', 'warn']
+                  and result.node.relation_name else "null")
             ~ ")"
         ) -%}
     {%- endfor -%}
@@ -65,6 +72,7 @@
             primary key (invocation_id, unique_id)
         );
         alter table ops.dbt_node_results add column if not exists execute_started_at timestamptz;
+        alter table ops.dbt_node_results add column if not exists failure_rows jsonb;
         create index if not exists dbt_node_results_unique_id on ops.dbt_node_results (unique_id, status);
 
         insert into ops.dbt_node_results (
@@ -79,7 +87,8 @@
             execution_time,
             rows_affected,
             message,
-            execute_started_at
+            execute_started_at,
+            failure_rows
         )
         values
         {{ rows | join(',\n        ') }}

@@ -81,19 +81,66 @@ def dbt_results(connection: psycopg.Connection, run_id: str) -> list[dict]:
     """Each dbt node's latest result in the run: a model or test retried on its own counts as its retry."""
     if not table_exists(connection, "ops.dbt_node_results"):
         return []
+    has_rows = connection.cursor(row_factory=tuple_row).execute(
+        "select count(*) from information_schema.columns where table_schema = 'ops' "
+        "and table_name = 'dbt_node_results' and column_name = 'failure_rows'").fetchone()[0]
     return connection.cursor(row_factory=dict_row).execute(
-        """
-        select distinct on (unique_id) resource_type, node_name, status, message
+        f"""
+        select distinct on (unique_id) resource_type, node_name, status, message,
+            {'failure_rows' if has_rows else 'null::jsonb as failure_rows'}
         from ops.dbt_node_results where airflow_run_id = %s
         order by unique_id, recorded_at desc
         """, (run_id,)).fetchall()
 
 
 def dbt_failures(results: list[dict]) -> list[dict]:
-    """The models and tests that failed (stale sources are reported apart)."""
+    """The models and tests that failed (stale sources are reported apart); a failed data test with the first
+    rows it returned (its stored failures), which say what is wrong in the test's own words."""
     return [{"task": "dbt", "what": f"{node['resource_type']} {node['node_name']}",
-             "error": (node["message"] or node["status"]).strip()}
+             "error": first_line(node["message"] or node["status"]),
+             "rows": node.get("failure_rows") or [],
+             "rows_at": f"dbt_test__audit.{node['node_name']}" if node.get("failure_rows") else None}
             for node in results if node["status"] in FAILED_NODE_STATUSES and node["resource_type"] != "source"]
+
+
+def first_line(error: str | None) -> str:
+    """The first non-blank line of an error: the one that says what broke (the rest is in the log)."""
+    return next((line.strip() for line in (error or "").splitlines() if line.strip()), "")
+
+
+def failure_row(row: dict, width: int = 300) -> str:
+    """One row of a failed test's result as `column: value; ...`, its explanation (`problem`, `fix`) first."""
+    ordered = sorted(row.items(), key=lambda item: (item[0] not in ("problem", "fix"), item[0] != "problem"))
+    text = "; ".join(f"{column}: {value}" for column, value in ordered)
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def mapped_task_names() -> dict[str, list[str]]:
+    """The load tasks' mapped instances in map-index order: what `<task>_<index>` loads."""
+    from csops.extract.board_resources import BOARD_RESOURCES
+    from csops.extract.nexpro_tables import NEXPRO_TABLES
+    from csops.extract.salesforce_objects import SALESFORCE_OBJECTS
+
+    return {LOAD_TASKS["nexpro"]: [table.name for table in NEXPRO_TABLES],
+            LOAD_TASKS["salesforce"]: list(SALESFORCE_OBJECTS), LOAD_TASKS["board"]: list(BOARD_RESOURCES)}
+
+
+def task_and_what(task_id: str) -> tuple[str, str | None]:
+    """`salesforce_extract.load_object_3` -> (`salesforce_extract.load_object`, `Contact`)."""
+    base, _, index = task_id.rpartition("_")
+    names = mapped_task_names().get(base)
+    if names and index.isdigit() and int(index) < len(names):
+        return base, names[int(index)]
+    return task_id, None
+
+
+def table_label(source_name: str, table_name: str) -> str:
+    """The name the mapped task shows: a Salesforce object as spelt in Salesforce (`Account`)."""
+    if source_name == "salesforce":
+        from csops.extract.salesforce_objects import SALESFORCE_OBJECTS
+
+        return next((name for name in SALESFORCE_OBJECTS if name.lower() == table_name), table_name)
+    return table_name
 
 
 def failed_dbt_nodes(warehouse_url: str, run_id: str) -> list[dict]:
@@ -134,14 +181,19 @@ def run_summary(warehouse_url: str, run_id: str, task_states: dict[str, str] | N
     for load in loads:
         if load["status"] == "failed":
             failures.append({"task": LOAD_TASKS.get(load["source_name"], f"{load['source_name']}_extract"),
-                             "what": load["table_name"],
-                             "error": load["error"]})
+                             "what": table_label(load["source_name"], load["table_name"]),
+                             "error": first_line(load["error"]) or "failed, without an error message"})
     failures += dbt_failures(dbt)
-    explained = {failure["task"] for failure in failures}
+    explained = {(failure["task"], failure["what"]) for failure in failures}
     states = task_states or {}
     for task_id, state in sorted(states.items()):
-        if state in FAILED_TASK_STATES and not any(task_id.startswith(task) for task in explained):
-            failures.append({"task": task_id, "what": None, "error": "the task failed; its log has the error"})
+        task, what = task_and_what(task_id)
+        if state not in FAILED_TASK_STATES or (task, what) in explained:
+            continue
+        if task.startswith("dbt.") and any(failure["task"] == "dbt" for failure in failures):
+            continue  # a model's task fails with its node, named above
+        failures.append({"task": task, "what": what,
+                         "error": "the task failed before it recorded anything; its log has the error"})
 
     return {
         "run_id": run_id,
@@ -158,6 +210,8 @@ def run_summary(warehouse_url: str, run_id: str, task_states: dict[str, str] | N
         "files": [load for load in loads if load["source_name"].startswith("csv:")],
         "rows_quarantined": sum(load["rows_quarantined"] for load in loads),
         "files_rejected": [load["source_name"].removeprefix("csv:") for load in loads if load["status"] == "rejected"],
+        "rejections": [{"file": load["source_name"].removeprefix("csv:"), "reason": first_line(load["error"])}
+                       for load in loads if load["status"] == "rejected"],
         "stale_sources": [{"source": node["node_name"], "status": node["status"], "message": node["message"]}
                           for node in sources if node["status"] != "pass"],
         "sources_checked": len(sources),
@@ -243,6 +297,9 @@ def format_summary(summary: dict) -> str:
         for failure in summary["failures"]:
             what = f" [{failure['what']}]" if failure["what"] else ""
             lines.append(f"  {failure['task']}{what}: {failure['error']}")
+            if failure.get("rows"):
+                lines.append(f"    its first rows ({failure['rows_at']} has them all):")
+                lines += [f"    - {failure_row(row)}" for row in failure["rows"][:3]]
     if summary["tasks_not_run"]:
         lines.append(f"Not run because something upstream failed: {len(summary['tasks_not_run'])} task(s)")
     lines += ["", "Rows loaded (read / inserted / updated / deleted / quarantined):"]
@@ -266,7 +323,9 @@ def format_summary(summary: dict) -> str:
     if loaded_files:
         lines.append(f"CSV files loaded: {len(loaded_files)} ({sum(f['rows_read'] for f in loaded_files):,} rows)")
     if summary["files_rejected"]:
-        lines.append(f"Rejected CSV files (nothing loaded from them): {', '.join(summary['files_rejected'])}")
+        lines.append(f"Rejected CSV files (nothing loaded from them): {', '.join(summary['files_rejected'])}; "
+                     f"{LOAD_TASKS['nexpro'].rsplit('.', 1)[0]}.load_csv_inbox ended skipped")
+        lines += [f"  {rejection['file']}: {rejection['reason']}" for rejection in summary.get("rejections", [])]
     if summary["stale_sources"]:
         lines.append("Stale sources: " + ", ".join(f"{stale['source']} ({stale['status']})"
                                                    for stale in summary["stale_sources"]))
@@ -288,8 +347,6 @@ def format_summary(summary: dict) -> str:
         lines.append(f"  models not built: {', '.join(summary['models_failed'])}")
     if summary["tests_failed"]:
         lines.append(f"  tests failed: {', '.join(summary['tests_failed'])}")
-    if summary["tests_skipped"]:
-        lines.append(f"  tests not run, their models not built: {summary['tests_skipped']}")
     if summary["tests_skipped"]:
         lines.append(f"  tests not run, their models not built: {summary['tests_skipped']}")
     return "\n".join(lines)
