@@ -11,7 +11,8 @@ date rebuilds that date's mart rows and leaves later dates as they are.
    (watermark on `updated_at`, re-reading `overlap_minutes` behind it; COPY-streamed, merged on the key,
    audited in `ops.extract_runs`, bad rows to `ops.quarantine`). Rows deleted in the source are flagged
    `_deleted_at` in raw (staging leaves them out). Then `load_csv_inbox` merges usage CSV exports dropped
-   into the inbox; a bad file goes to `rejected/` with a reason file and never stops the run.
+   into the inbox; a bad file goes to `rejected/` with a reason file and never stops the run: the task ends
+   skipped, with the rejected files and their first reason, so the grid shows it.
 2. **salesforce_extract** — in parallel with Nexpro, one task per Salesforce object (Account, Contact,
    Opportunity, Task, Event, User and the CS custom objects) through the `salesforce_default`
    connection: `queryAll` of the rows modified since the watermark (`SystemModstamp`, re-reading
@@ -171,7 +172,7 @@ def cs_daily():
 
         @task
         def load_csv_inbox() -> list[dict]:
-            from csops.extract.csv_inbox import process_inbox
+            from csops.extract.csv_inbox import process_inbox, skip_if_rejected
             from csops.extract.nexpro_tables import NEXPRO_TABLES_BY_NAME
 
             context = get_current_context()
@@ -180,6 +181,7 @@ def cs_daily():
             outcomes = process_inbox(postgres_conninfo(settings.WAREHOUSE_CONN_ID), settings.inbox_dir(),
                                      NEXPRO_TABLES_BY_NAME, source_name=SOURCE_NAME, raw_schema=RAW_SCHEMA,
                                      run_id=context["run_id"], today=processed_on.date())
+            skip_if_rejected(outcomes)  # a rejected file: skipped, with the reasons (the build still runs)
             return [{"file": o.file, "table": o.table, "status": o.status, "rows": o.rows} for o in outcomes]
 
         load_table.expand(table_name=[table.name for table in NEXPRO_TABLES]) >> load_csv_inbox()
@@ -260,6 +262,9 @@ def cs_daily():
         operator_args={**DBT_ARGS, "full_refresh": "{{ params.rebuild_marts }}"},
     )
     producer = dbt.children[f"dbt.{PRODUCER_WATCHER_TASK_ID}"]
+    # The build runs when every load succeeded or was skipped (the CSV inbox skips itself when it rejected a
+    # file), not when one failed.
+    producer.trigger_rule = TriggerRule.NONE_FAILED
     # The model tasks start once the build is over and read its results. (Started alongside it, they would wait
     # for results that `airflow dags test`, running one task at a time, would never produce.) A failed build
     # hands its results over on its retry; when a load failed, the build and its tasks do not run.

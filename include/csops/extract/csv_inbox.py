@@ -236,6 +236,23 @@ def process_inbox(warehouse_url: str, inbox: Path, tables: dict[str, SourceTable
     return outcomes
 
 
+def skip_if_rejected(outcomes: list[FileOutcome]) -> None:
+    """End the inbox task as skipped, with the reasons, when a file was rejected: the grid then shows that
+    something needs a look (a green task would hide it), while the files that loaded stay loaded and the run's
+    dbt build goes on (it runs when its upstream tasks succeeded or were skipped, not when one failed)."""
+    rejected = [outcome for outcome in outcomes if outcome.status == "rejected"]
+    if not rejected:
+        return
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    loaded = sum(outcome.status == "loaded" for outcome in outcomes)
+    raise AirflowSkipException(
+        f"{len(rejected)} CSV file(s) rejected, nothing loaded from them: "
+        + "; ".join(f"{outcome.file}: {outcome.reasons[0]}" for outcome in rejected)
+        + f". Every reason is in rejected/<file>.reason.txt: fix the lines and drop the file into the inbox again. "
+        f"{loaded} other file(s) loaded; the run goes on.")
+
+
 def move(path: Path, folder: Path) -> Path:
     """Move `path` into `folder`, never overwriting an earlier file of the same name."""
     folder.mkdir(parents=True, exist_ok=True)
