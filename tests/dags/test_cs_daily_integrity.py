@@ -164,10 +164,14 @@ def test_tests_run_in_the_build_and_a_models_tests_hold_back_what_uses_it(dag, m
     tests = [node for node in manifest["nodes"].values() if node["resource_type"] == "test"]
     relationships = [test for test in tests if len(test["depends_on"]["nodes"]) > 1]
     assert relationships
+    upstream = upstream_of(manifest)
     for test in relationships:
-        for parent in test["depends_on"]["nodes"]:
-            assert test["unique_id"] in producer.tests_per_model[parent], \
-                "a relationships test counts for both of its models' test tasks"
+        parents = test["depends_on"]["nodes"]
+        for parent in parents:
+            built_from = any(parent in upstream[other] for other in parents if other != parent)
+            assert (test["unique_id"] in producer.tests_per_model[parent]) is not built_from, (
+                "a relationships test counts for both of its models' test tasks, except for a model the other one is "
+                "built from (its own tests passed before the other could be built)")
     task_ids = set(dag.task_ids)
     for node in manifest["nodes"].values():
         if node["resource_type"] != "model":
@@ -177,6 +181,22 @@ def test_tests_run_in_the_build_and_a_models_tests_hold_back_what_uses_it(dag, m
             if f"dbt.{parent_name}.test" in task_ids:
                 assert f"dbt.{parent_name}.test" in ancestors(dag, model_task_ids(task_ids, node["name"])[0]), \
                     f"{node['name']} waits for the tests of {parent_name}"
+
+
+def upstream_of(manifest: dict) -> dict[str, set[str]]:
+    """Every node's ancestors, from the manifest."""
+    nodes = {**manifest["nodes"], **manifest.get("sources", {})}
+    found: dict[str, set[str]] = {}
+
+    def walk(unique_id: str) -> set[str]:
+        if unique_id not in found:
+            parents = set((nodes.get(unique_id) or {}).get("depends_on", {}).get("nodes", []))
+            found[unique_id] = parents.union(*(walk(parent) for parent in parents))
+        return found[unique_id]
+
+    for unique_id in nodes:
+        walk(unique_id)
+    return found
 
 
 def test_summarize_and_freshness_run_whatever_happened_upstream(dag):
