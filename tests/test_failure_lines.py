@@ -179,3 +179,23 @@ def test_a_bad_rubric_seed_fails_its_own_test_task_and_no_other(cs_daily):
                and get_aggregated_test_status(node, producer.tests_per_model, results) == "fail"}
 
     assert failing == {seed}, f"test tasks failed although nothing is wrong in them: {sorted(failing - {seed})}"
+
+
+def test_a_warning_test_shows_its_first_row_and_fails_nothing(warehouse_url):
+    test = "assert_health_overrides_name_known_companies"
+    row = {"named_company_id": "nexpro:10012",
+           "problem": "health_status_overrides.csv: the row for company_id nexpro:10012 set on 2026-10-01: no such "
+                      "company"}
+    with psycopg.connect(warehouse_url, autocommit=True) as connection:
+        connection.execute("""
+            create schema ops;
+            create table ops.dbt_node_results (
+                invocation_id text, airflow_run_id text, unique_id text, resource_type text, node_name text,
+                status text, message text, failure_rows jsonb, recorded_at timestamptz default now())""")
+        connection.execute("insert into ops.dbt_node_results values ('i', 'run-warn', %s, 'test', %s, 'warn', "
+                           "'Got 1 result, configured to warn if != 0', %s)",
+                           (f"test.csops.{test}", test, json.dumps([row])))
+    summary = run_summary(warehouse_url, "run-warn")
+    assert summary["failures"] == []
+    assert (f"  warned: {test}: problem: health_status_overrides.csv: the row for company_id nexpro:10012 set on "
+            "2026-10-01: no such company; named_company_id: nexpro:10012") in format_summary(summary)

@@ -219,6 +219,8 @@ def run_summary(warehouse_url: str, run_id: str, task_states: dict[str, str] | N
         "models_failed": [node["node_name"] for node in models if node["status"] != "success"],
         "tests_passed": sum(node["status"] == "pass" for node in tests),
         "tests_warned": [node["node_name"] for node in tests if node["status"] == "warn"],
+        "warnings": [{"test": node["node_name"], "rows": node.get("failure_rows") or []}
+                     for node in tests if node["status"] == "warn"],
         "tests_failed": [node["node_name"] for node in tests if node["status"] not in ("pass", "warn", "skipped")],
         # dbt build skips everything downstream of a failure, the tests of what it did not build included.
         "tests_skipped": sum(node["status"] == "skipped" for node in tests),
@@ -343,6 +345,9 @@ def format_summary(summary: dict) -> str:
         lines += format_health(summary["health"])
     lines.append(f"dbt: {summary['models_succeeded']} models/seeds built, {summary['tests_passed']} tests passed"
                  + (f", {len(summary['tests_warned'])} warned" if summary["tests_warned"] else ""))
+    for warning in summary.get("warnings", []):
+        lines.append(f"  warned: {warning['test']}"
+                     + (f": {failure_row(warning['rows'][0])}" if warning["rows"] else ""))
     if summary["models_failed"]:
         lines.append(f"  models not built: {', '.join(summary['models_failed'])}")
     if summary["tests_failed"]:
