@@ -36,7 +36,8 @@ TEST_WORLD = WorldParams(accounts=16, days=75, seed=7, end_date=date(2026, 11, 2
 
 
 # The longest groups start first under `pytest -n`, so no worker is left with one of them at the end.
-LONGEST_FIRST = ("tests/test_end_to_end.py", "tests/ui/test_airflow_ui.py", "built-warehouse")
+LONGEST_FIRST = ("tests/test_end_to_end.py", "tests/ui/test_airflow_ui.py", "built-warehouse",
+                 "tests/dbt/test_small_worlds.py")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids
