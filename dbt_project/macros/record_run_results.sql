@@ -42,9 +42,9 @@
             ~ ("cast(" ~ csops.sql_text(execute_started[0].isoformat() ~ '+00') ~ " as timestamptz)"
                if execute_started else "null") ~ ", "
             ~ ("(select json_agg(failing) from (select * from " ~ result.node.relation_name ~ " limit "
-               ~ failure_rows_kept ~ ") as failing)"
+               ~ failure_rows_kept ~ ") as failing), " ~ csops.sql_text(result.node.relation_name | replace('"', ''))
                if result.node.resource_type == 'test' and result.status in ['fail', 'warn']
-                  and result.node.relation_name else "null")
+                  and result.node.relation_name else "null, null")
             ~ ")"
         ) -%}
     {%- endfor -%}
@@ -73,6 +73,7 @@
         );
         alter table ops.dbt_node_results add column if not exists execute_started_at timestamptz;
         alter table ops.dbt_node_results add column if not exists failure_rows jsonb;
+        alter table ops.dbt_node_results add column if not exists failures_relation text;
         create index if not exists dbt_node_results_unique_id on ops.dbt_node_results (unique_id, status);
 
         insert into ops.dbt_node_results (
@@ -88,7 +89,8 @@
             rows_affected,
             message,
             execute_started_at,
-            failure_rows
+            failure_rows,
+            failures_relation
         )
         values
         {{ rows | join(',\n        ') }}

@@ -81,13 +81,14 @@ def dbt_results(connection: psycopg.Connection, run_id: str) -> list[dict]:
     """Each dbt node's latest result in the run: a model or test retried on its own counts as its retry."""
     if not table_exists(connection, "ops.dbt_node_results"):
         return []
-    has_rows = connection.cursor(row_factory=tuple_row).execute(
-        "select count(*) from information_schema.columns where table_schema = 'ops' "
-        "and table_name = 'dbt_node_results' and column_name = 'failure_rows'").fetchone()[0]
+    columns = {name for (name,) in connection.cursor(row_factory=tuple_row).execute(
+        "select column_name from information_schema.columns where table_schema = 'ops' "
+        "and table_name = 'dbt_node_results'").fetchall()}
     return connection.cursor(row_factory=dict_row).execute(
         f"""
         select distinct on (unique_id) resource_type, node_name, status, message,
-            {'failure_rows' if has_rows else 'null::jsonb as failure_rows'}
+            {'failure_rows' if 'failure_rows' in columns else 'null::jsonb as failure_rows'},
+            {'failures_relation' if 'failures_relation' in columns else 'null::text as failures_relation'}
         from ops.dbt_node_results where airflow_run_id = %s
         order by unique_id, recorded_at desc
         """, (run_id,)).fetchall()
@@ -99,8 +100,14 @@ def dbt_failures(results: list[dict]) -> list[dict]:
     return [{"task": "dbt", "what": f"{node['resource_type']} {node['node_name']}",
              "error": first_line(node["message"] or node["status"]),
              "rows": node.get("failure_rows") or [],
-             "rows_at": f"dbt_test__audit.{node['node_name']}" if node.get("failure_rows") else None}
+             "rows_at": stored_failures_table(node)}
             for node in results if node["status"] in FAILED_NODE_STATUSES and node["resource_type"] != "source"]
+
+
+def stored_failures_table(node: dict) -> str:
+    """Where dbt stored the test's rows (`dbt_test__audit.<test>`; dbt shortens a long test name there)."""
+    relation = node.get("failures_relation")  # database.schema.table
+    return relation.split(".", 1)[-1] if relation else f"dbt_test__audit.{node['node_name']}"
 
 
 def first_line(error: str | None) -> str:
