@@ -40,7 +40,8 @@ def test_a_failed_test_of_no_model_counts_and_a_model_fixed_by_its_retry_does_no
         record(connection, "yesterday", "run-0", "model.csops.fct_b", "error", "old")
 
     assert failed_dbt_nodes(warehouse_url, "run-1") == [
-        {"task": "dbt", "what": "test assert_macro_example", "error": "Got 1 result"}]
+        {"task": "dbt", "what": "test assert_macro_example", "error": "Got 1 result", "rows": [],
+         "rows_at": "dbt_test__audit.assert_macro_example"}]
     assert failed_dbt_nodes(warehouse_url, "run-2") == []
 
 
