@@ -13,6 +13,8 @@ from datetime import date
 import psycopg
 from psycopg.rows import dict_row, tuple_row
 
+from csops.rubric import format_rubric_change, rubric_change
+
 MODEL_TYPES = ("model", "seed", "snapshot")
 TEST_TYPES = ("test", "unit_test")
 FAILED_TASK_STATES = ("failed",)
@@ -189,9 +191,13 @@ def health_of_the_day(connection: psycopg.Connection, run_date: date | None) -> 
         where score_date = %s and status_transition is not null
         group by status_transition order by count(*) desc, status_transition
         """, (score_date,)).fetchall()
+    has_rubric = connection.execute(
+        "select count(*) as found from information_schema.columns where table_schema = 'marts' "
+        "and table_name = 'fct_health_scores' and column_name = 'previous_rubric_hash'").fetchone()["found"]
     return {
         "score_date": score_date,
         "statuses": {row["health_status"]: row["companies"] for row in statuses},
+        "rubric_change": rubric_change(connection, score_date) if has_rubric else None,
         "low_coverage": sum(row["low_coverage"] for row in statuses),
         "overridden": sum(row["overridden"] for row in statuses),
         "transitions": {row["status_transition"]: row["companies"] for row in transitions},
@@ -228,9 +234,13 @@ def format_health(health: dict) -> list[str]:
     notes = [f"{health[key]:,} {words}" for key, words in (("low_coverage", "with low coverage"),
                                                             ("overridden", "overridden by a CSM")) if health[key]]
     transitions = ", ".join(f"{transition} {count:,}" for transition, count in health["transitions"].items())
-    return [f"Health, {health['score_date']:%Y-%m-%d} (marts.fct_health_scores): {total:,} companies: {mix}"
-            + (f"; {', '.join(notes)}" if notes else ""),
-            f"  status changes that day: {transitions or 'none'}"]
+    lines = [f"Health, {health['score_date']:%Y-%m-%d} (marts.fct_health_scores): {total:,} companies: {mix}"
+             + (f"; {', '.join(notes)}" if notes else ""),
+             f"  status changes that day: {transitions or 'none'}"]
+    if change := health.get("rubric_change"):
+        lines.append(f"  {format_rubric_change(change)} (the rubric changed, not the customers: "
+                     "its status changes fire no playbook)")
+    return lines
 
 
 def format_summary(summary: dict) -> str:
