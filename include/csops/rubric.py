@@ -80,8 +80,9 @@ def format_rubric_change(change: dict, language: str = "en") -> str:
     if language != "en":
         raise ValueError(f"format_rubric_change: language must be 'en' or 'ja', not {language!r}")
     moves = ", ".join(f"{transition} {count:,}" for transition, count in change["transitions"].items())
-    return (f"rubric {before} → {after}: {change['scores_changed']:,} scores changed, "
-            f"{change['statuses_changed']:,} statuses" + (f": {moves}" if moves else ""))
+    scores, statuses = change["scores_changed"], change["statuses_changed"]
+    return (f"rubric {before} → {after}: {scores:,} score{'' if scores == 1 else 's'} changed, "
+            f"{statuses:,} status{'' if statuses == 1 else 'es'}" + (f": {moves}" if moves else ""))
 
 
 def read_rubric_seeds(seeds_dir: Path) -> dict[str, list[dict]]:
