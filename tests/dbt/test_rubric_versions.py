@@ -133,6 +133,33 @@ def test_the_run_names_the_rubric_change_with_what_it_moved(rubric_edit):
     assert all(f"{t} {n}社" in japanese for t, n in moved.items())
 
 
+def test_the_next_day_keeps_the_new_rubric_and_its_history_survives_a_full_refresh(rubric_edit, dbt_target):
+    warehouse = rubric_edit["warehouse"]
+    next_day = RUN_DATE + timedelta(days=1)
+    completed = dbt(warehouse, dbt_target, "run", "--select", "@path:models/intermediate/health", run_date=next_day)
+    assert completed.returncode == 0, completed.stdout[-4000:]
+    rows = mart_rows(warehouse, "score_date = %s", (next_day,))
+    assert rows and {r["rubric_version"] for r in rows} == {"v2"}
+    assert {r["previous_rubric_hash"] for r in rows} == {None}
+    assert "rubric_change" not in {r["status_change_cause"] for r in rows}
+    with psycopg.connect(warehouse, row_factory=dict_row) as connection:
+        assert rubric_change(connection, next_day) is None
+        versions = connection.execute("select rubric_version, first_run_date from marts.health_rubric_versions "
+                                      "order by rubric_version").fetchall()
+    assert versions == [{"rubric_version": "v1", "first_run_date": RUN_DATE},
+                        {"rubric_version": "v2", "first_run_date": RUN_DATE}]
+    # a full refresh rescores the history with one rubric, and keeps every version it was ever scored with
+    completed = dbt(warehouse, dbt_target, "run", "--full-refresh", "--select", "health_rubric_versions",
+                    "fct_health_scores", run_date=next_day)
+    assert completed.returncode == 0, completed.stdout[-4000:]
+    with psycopg.connect(warehouse, row_factory=dict_row) as connection:
+        assert connection.execute("select rubric_version, first_run_date from marts.health_rubric_versions "
+                                  "order by rubric_version").fetchall() == versions
+    rebuilt = mart_rows(warehouse)
+    assert {r["rubric_version"] for r in rebuilt} == {"v2"}
+    assert {r["status_change_cause"] for r in rebuilt} <= {None, "customer_change"}
+
+
 def test_rubric_diff_lists_the_companies_a_working_copy_edit_would_move(rubric_edit, project_copy, monkeypatch,
                                                                         capsys):
     warehouse = rubric_edit["warehouse"]
@@ -142,7 +169,9 @@ def test_rubric_diff_lists_the_companies_a_working_copy_edit_would_move(rubric_e
         row["indicator_key"], row["score"]) == ("login_days", "3") else None)
     edit_csv(health / "health_rubric_version.csv", lambda row: row.update(rubric_version="v3"))
     proposal = Rubric(project_copy / "seeds")
-    after = [r for r in mart_rows(warehouse) if r["score_date"] == RUN_DATE]
+    stored = mart_rows(warehouse)
+    latest = max(r["score_date"] for r in stored)  # the diff reads the latest scored date
+    after = [r for r in stored if r["score_date"] == latest]
     moves = {}
     for row in after:
         total = total_under(proposal, row)
@@ -155,6 +184,7 @@ def test_rubric_diff_lists_the_companies_a_working_copy_edit_would_move(rubric_e
     cli.main(["rubric", "diff"])
     output = capsys.readouterr().out
     assert "Working-copy rubric v3 (" in output and "scored with, v2 (" in output, output
+    assert f"on {latest:%Y-%m-%d} ({len(after)} companies)" in output, output
     statuses = Counter(f"{row['health_status']}→{status}" for row, _total, status in moves.values()
                        if status != row["health_status"])
     scores = sum(total != row["total_score"] for row, total, _status in moves.values())
@@ -168,4 +198,4 @@ def test_rubric_diff_lists_the_companies_a_working_copy_edit_would_move(rubric_e
         if status != row["health_status"]:
             assert f"{row['health_status']} → {status}" in line, line
     # nothing was built: the warehouse still holds v2
-    assert {r["rubric_version"] for r in mart_rows(warehouse, "score_date = %s", (RUN_DATE,))} == {"v2"}
+    assert mart_rows(warehouse) == stored
