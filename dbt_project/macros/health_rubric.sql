@@ -113,10 +113,11 @@
     CTEs scoring the company-days of `targets` (a CTE or relation with company_id, score_date and rubric_hash)
     under that rubric version, whose definition `versions` holds (rubric_hash, definition). The last CTE is
     named `name`: company_id, score_date, rubric_hash, total_score (rounded to two decimals; null without
-    data) and computed_status (before any override). Reads the day's measures from int_health_measures for
-    the targets only. Emits a trailing comma: put it among other CTEs.
+    data) and computed_status (before any override). Reads the measures of int_health_measures for the targets
+    only; `score_date`, the SQL of the one date all targets have, lets the planner read that date alone.
+    Emits a trailing comma: put it among other CTEs.
 -#}
-{% macro health_scores_under_rubrics(targets, versions, name) -%}
+{% macro health_scores_under_rubrics(targets, versions, name, score_date) -%}
 
 {{ name }}__versions as (
 
@@ -188,6 +189,7 @@
         on targets.company_id = measures.company_id
         and targets.score_date = measures.score_date
         and thresholds.measure = measures.measure
+    where measures.score_date = {{ score_date }}
     group by 1, 2, 3, 4
 
 ),
@@ -281,7 +283,7 @@ targets as (
 
 ),
 
-{{ csops.health_scores_under_rubrics('targets', 'proposal', 'proposed') }}
+{{ csops.health_scores_under_rubrics('targets', 'proposal', 'proposed', '(select max(score_date) from scores)') }}
 
 final as (
 

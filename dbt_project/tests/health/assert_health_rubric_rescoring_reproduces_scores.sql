@@ -24,7 +24,7 @@ targets as (
 
 ),
 
-{{ health_scores_under_rubrics('targets', 'versions', 'rescored') }}
+{{ health_scores_under_rubrics('targets', 'versions', 'rescored', run_date()) }}
 
 final as (
 

@@ -256,7 +256,7 @@ rescore_targets as (
 
 ),
 
-{{ health_scores_under_rubrics('rescore_targets', 'rubric_versions', 'previous_rubric_scores') }}
+{{ health_scores_under_rubrics('rescore_targets', 'rubric_versions', 'previous_rubric_scores', run_date()) }}
 
 with_rubric as (
 
