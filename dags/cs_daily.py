@@ -21,7 +21,9 @@ date rebuilds that date's mart rows and leaves later dates as they are.
 3. **board_extract** — in parallel too, one task per board resource (clients, projects, invoices with
    their line items) through the `board_default` connection, one at a time and paced under board's 3
    requests a second, into `raw_board` (typed columns plus the record as sent). At board's daily limit a
-   load stops cleanly and resumes next run. (The revenue marts built on it come next.)
+   load stops cleanly and resumes next run; 5xx answers and dropped connections are tried again. board's
+   list has no deleted records, so deletes are found by complete reads: a full load, or a reconciliation
+   (every id read again) when the last complete read is older than a week (`CS_BOARD_RECONCILE_DAYS`).
 4. **source_freshness** — `dbt source freshness`: how long ago the loader last succeeded for each table.
    Runs even when a load failed, which is when it matters.
 5. **dbt** — the dbt project through Cosmos's watcher mode: `dbt_producer_watcher` runs one `dbt build`
@@ -40,7 +42,8 @@ date rebuilds that date's mart rows and leaves later dates as they are.
    status changes, models and tests. Stored in `ops.run_summaries`.
 
 **Params** (Trigger DAG w/ config): `full_refresh` — tables/objects to reload from scratch, or `["all"]`;
-`overlap_minutes` — how far behind the watermark incremental loads re-read (default 60).
+`overlap_minutes` — how far behind the watermark incremental loads re-read (default 60);
+`reconcile_board` — read every board id now to find deletes, whatever the last reconciliation's age.
 Full refresh names are Nexpro table names or Salesforce object names (`Account`). `rebuild_marts` —
 rebuild the incremental marts from scratch (`dbt --full-refresh`).
 
@@ -135,6 +138,10 @@ def model_task(group: DbtTaskGroup, model: str):
             False, type="boolean", title="Rebuild incremental marts",
             description="Rebuild incremental models from scratch (dbt --full-refresh), e.g. after a source was "
                         "reloaded in full with rows it no longer has."),
+        "reconcile_board": Param(
+            False, type="boolean", title="Reconcile board now",
+            description="Read every board id in this run to find records deleted in board (otherwise done when "
+                        "the last complete read is older than CS_BOARD_RECONCILE_DAYS, default 7)."),
         "overlap_minutes": Param(
             settings.DEFAULT_OVERLAP_MINUTES, type="integer", minimum=0, title="Watermark overlap (minutes)",
             description="Incremental loads re-read rows updated this long before the watermark, to catch "
@@ -209,7 +216,9 @@ def cs_daily():
             params = context["params"]
             return load(BoardHook(settings.BOARD_CONN_ID).get_conn(), postgres_conninfo(settings.WAREHOUSE_CONN_ID),
                         resource, run_id=context["run_id"], overlap=timedelta(minutes=int(params["overlap_minutes"])),
-                        full_refresh=bool({"all", resource} & set(params["full_refresh"]))).outcome()
+                        full_refresh=bool({"all", resource} & set(params["full_refresh"])),
+                        reconcile_every=timedelta(0) if params["reconcile_board"]
+                        else settings.board_reconcile_every()).outcome()
 
         load_resource.expand(resource=list(BOARD_RESOURCES))
 

@@ -20,6 +20,13 @@
         Which companies the working copy's health rubric (dbt_project/seeds/health/, edits not committed yet)
         would move against the rubric the warehouse last scored with: on the latest scored date, each
         company's score and status before and after. Builds nothing; changes nothing.
+    csops activation run [--date YYYY-MM-DD --dry-run --override-killswitch]
+        The activation of a date in this process, as cs_activation's tasks do it (killswitch, write-back,
+        playbooks, digest), for running it without the scheduler.
+    csops activation unknown [--date YYYY-MM-DD]
+        The firings whose fate is unknown (the process sending them died before it could record the outcome).
+    csops activation resend --firing KEY [--firing KEY ...]
+        Send unknown e-mails or Slack lines again, once you have checked that they never arrived.
     csops ui [--accounts 200 --days 180 --seed 42]
         A real Airflow 3 on 127.0.0.1 (port CS_AIRFLOW_PORT, 8080): the stack and sandbox as for `run`, then
         api-server, scheduler (LocalExecutor), dag-processor and triggerer until Ctrl-C.
@@ -297,10 +304,8 @@ def command_sandbox(arguments: argparse.Namespace) -> None:
 
 
 def command_writeback(arguments: argparse.Namespace) -> None:
-    import requests
-
     from csops.activation.writeback import SYNC_OBJECTS, WritebackError, resend, write_back
-    from csops.extract.salesforce import connect_with_hook
+    from csops.extract.salesforce import CountingSession, SalesforceApi, connect_with_hook
 
     run_date = date.fromisoformat(arguments.date) if arguments.date else last_complete_business_day()
     with local_stack(salesforce=not arguments.dry_run, board=False) as stack:
@@ -314,7 +319,9 @@ def command_writeback(arguments: argparse.Namespace) -> None:
         sf = None
         if not arguments.dry_run:
             os.environ.update(stack.airflow_connections())
-            sf = connect_with_hook(settings.SALESFORCE_CONN_ID)(requests.Session())
+            # As the DAG's: the session stops before a call would eat into the budget's reserve.
+            sf = SalesforceApi(connect_with_hook(settings.SALESFORCE_CONN_ID),
+                               CountingSession(reserve_share=settings.salesforce_api_reserve()))
         try:
             report = write_back(stack.warehouse_url, sf, run_date, dry_run=arguments.dry_run)
         except WritebackError as error:
@@ -322,6 +329,47 @@ def command_writeback(arguments: argparse.Namespace) -> None:
         print("\n".join(report.lines()))
         if not report.ok:
             raise SystemExit(1)
+
+
+def command_activation(arguments: argparse.Namespace) -> None:
+    import psycopg
+    import requests
+
+    from csops.activation.channels import ChannelSenders
+    from csops.activation.day import activate
+    from csops.activation.ledger import ActivationBusy, unknown_firings
+    from csops.activation.playbooks import resend_unknown
+    from csops.extract.salesforce import connect_with_hook
+
+    run_date = date.fromisoformat(arguments.date) if getattr(arguments, "date", None) else None
+    sends = arguments.action == "resend" or (arguments.action == "run" and not arguments.dry_run)
+    with local_stack(salesforce=sends, board=False, channels=sends) as stack:
+        os.environ.update(stack.airflow_connections())
+        if arguments.action == "unknown":
+            with psycopg.connect(stack.warehouse_url, autocommit=True) as connection:
+                rows = unknown_firings(connection, run_date)
+            for row in rows:
+                print(f"{row['firing_key']}\t{row['action']}\t{row['target'] or ''}\t{row['detail'] or ''}")
+            print(f"{len(rows)} firing(s) of unknown fate" + (f" on {run_date}" if run_date else ""))
+            return
+        sf = connect_with_hook(settings.SALESFORCE_CONN_ID)(requests.Session()) if sends else None
+        run_id = f"cli__{arguments.action}__{pendulum.now('UTC'):%Y-%m-%dT%H:%M:%S}"
+        try:
+            if arguments.action == "resend":
+                with psycopg.connect(stack.warehouse_url, autocommit=True) as connection:
+                    firings = resend_unknown(connection, ChannelSenders(sf), arguments.firing, run_id)
+                for firing in firings:
+                    print(f"{firing.firing_key}: {firing.outcome} ({firing.detail})")
+                if any(firing.outcome != "sent" for firing in firings):
+                    raise SystemExit(1)
+                return
+            override_by = f"{os.environ.get('USER', 'someone')} (csops activation run)" \
+                if arguments.override_killswitch else None
+            result = activate(stack.warehouse_url, run_date or last_complete_business_day(), sf,
+                              dry_run=arguments.dry_run, override_by=override_by, run_id=run_id)
+        except (ActivationBusy, ValueError) as error:
+            raise SystemExit(str(error)) from None
+        print(json.dumps(result, indent=2, default=str))
 
 
 def command_warehouse(_arguments: argparse.Namespace) -> None:
@@ -427,6 +475,21 @@ def main(argv: list[str] | None = None) -> None:
     rubric.add_argument("action", choices=["diff"],
                         help="diff: the companies the working copy's rubric would move, before it is committed")
     rubric.set_defaults(handler=command_rubric)
+    activation = commands.add_parser("activation", help="the activation of a date: run it, list or re-send the "
+                                                        "firings of unknown fate")
+    actions = activation.add_subparsers(dest="action", required=True)
+    activation_run = actions.add_parser("run", help="run the activation of a date in this process")
+    activation_run.add_argument("--date", help="the run date, YYYY-MM-DD (default: yesterday in Asia/Tokyo)")
+    activation_run.add_argument("--dry-run", action="store_true", default=settings.activation_dry_run(),
+                                help="record what would be written back and fired; send nothing")
+    activation_run.add_argument("--override-killswitch", action="store_true",
+                                help="fire even though the killswitch holds the date, after checking its inputs")
+    unknown = actions.add_parser("unknown", help="list the firings of unknown fate")
+    unknown.add_argument("--date", help="only this run date, YYYY-MM-DD")
+    resend_parser = actions.add_parser("resend", help="send unknown e-mails or Slack lines again, after checking")
+    resend_parser.add_argument("--firing", action="append", required=True, metavar="KEY",
+                               help="a firing key from `csops activation unknown` (repeat for several)")
+    activation.set_defaults(handler=command_activation)
     ui = commands.add_parser("ui", help="a real Airflow 3 with its UI on 127.0.0.1 until Ctrl-C")
     add_world_arguments(ui)
     ui.set_defaults(handler=command_ui)

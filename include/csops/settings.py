@@ -7,6 +7,7 @@ warehouse?" so the CLI, the DAG and the tests agree.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -108,6 +109,12 @@ def salesforce_bulk_threshold() -> int:
     return int(os.environ.get("CS_SALESFORCE_BULK_THRESHOLD", "10000"))
 
 
+def board_reconcile_every() -> timedelta:
+    """How old board's last complete read of a resource may get before a run reads every id again to find
+    deletes (CS_BOARD_RECONCILE_DAYS, default 7)."""
+    return timedelta(days=float(os.environ.get("CS_BOARD_RECONCILE_DAYS", "7")))
+
+
 def salesforce_write_bulk_threshold() -> int:
     """Above this many records to write to one object, a Bulk API 2.0 ingest job is used instead of sObject
     Collections (200 records per call); at 1,000 both cost about five calls (CS_SALESFORCE_WRITE_BULK_THRESHOLD)."""
@@ -152,6 +159,8 @@ def run_date_for(moment) -> str:
     """The business date a run at `moment` computes: the last complete Tokyo day, i.e. the day before.
 
     The 06:30 Tokyo run's logical date is that same morning; its own date holds only 6½ hours of activity.
+    The one rule for "which day": the DAGs, the CLI and the activation call it, and dbt's default run_date
+    (dbt_project.yml) mirrors it for a `dbt build` run by hand.
     """
     import pendulum
 

@@ -175,9 +175,12 @@ def run_summary(warehouse_url: str, run_id: str, task_states: dict[str, str] | N
 
 def health_of_the_day(connection: psycopg.Connection, run_date: date | None) -> dict | None:
     """The day's status mix and transitions from marts.fct_health_scores, or None if the day has no scores."""
-    score_date = run_date or connection.execute(
+    if not table_exists(connection, "marts.fct_health_scores"):
+        return None
+    cursor = connection.cursor(row_factory=dict_row)
+    score_date = run_date or cursor.execute(
         "select max(score_date) as score_date from marts.fct_health_scores").fetchone()["score_date"]
-    statuses = connection.execute(
+    statuses = cursor.execute(
         """
         select health_status, count(*) as companies, count(*) filter (where is_low_coverage) as low_coverage,
             count(*) filter (where override_status is not null) as overridden
@@ -185,7 +188,7 @@ def health_of_the_day(connection: psycopg.Connection, run_date: date | None) -> 
         """, (score_date,)).fetchall()
     if not statuses:
         return None
-    transitions = connection.execute(
+    transitions = cursor.execute(
         """
         select status_transition, count(*) as companies from marts.fct_health_scores
         where score_date = %s and status_transition is not null
@@ -304,7 +307,8 @@ def format_summary(summary: dict) -> str:
 
 ACTIVATION_ACTIONS = {"salesforce_task": "Salesforce tasks", "opportunity_draft": "Opportunity drafts",
                       "email": "e-mails", "slack": "Slack status-change lines"}
-ACTIVATION_OUTCOMES = ("created", "sent", "dry_run", "skipped_cooldown", "skipped_no_recipient", "failed", "stopped")
+ACTIVATION_OUTCOMES = ("created", "sent", "dry_run", "skipped_cooldown", "skipped_no_recipient", "skipped_backfill",
+                       "failed", "stopped", "unknown")
 
 
 def activation_summary(warehouse_url: str, run_id: str, run_date: date, *, dry_run: bool = False,
@@ -312,7 +316,7 @@ def activation_summary(warehouse_url: str, run_id: str, run_date: date, *, dry_r
                        task_states: dict[str, str] | None = None) -> dict:
     """What one cs_activation run did: the killswitch's verdict, the write-back's report (its task's return
     value), and the firings this run recorded in ops.playbook_firings, per action and outcome."""
-    firings, earlier, day = [], 0, {}
+    firings, earlier, day, unknown = [], 0, {}, []
     with psycopg.connect(warehouse_url, row_factory=dict_row) as connection:
         if table_exists(connection, "ops.playbook_firings"):
             firings = connection.execute(
@@ -328,6 +332,9 @@ def activation_summary(warehouse_url: str, run_id: str, run_date: date, *, dry_r
                 "select count(*) as firings from ops.playbook_firings where run_date = %s and company_id is not null "
                 "and airflow_run_id is distinct from %s and outcome in ('sent', 'created')",
                 (run_date, run_id)).fetchone()["firings"]
+            unknown = connection.execute(
+                "select firing_key, action, target, detail from ops.playbook_firings where outcome = 'unknown' "
+                "order by run_date, firing_key").fetchall()
             day = {row["playbook_key"]: row for row in connection.execute(
                 "select playbook_key, outcome, detail, airflow_run_id = %s as this_run from ops.playbook_firings "
                 "where run_date = %s and company_id is null", (run_id, run_date)).fetchall()}
@@ -348,7 +355,20 @@ def activation_summary(warehouse_url: str, run_id: str, run_date: date, *, dry_r
         "fired_before": earlier,
         "digest": day.get("daily_digest"),
         "alert": day.get("killswitch_alert"),
+        "alert_slack": day.get("killswitch_alert_slack"),
+        "unknown": unknown,
     }
+
+
+KILLSWITCH_LINES = {
+    "passed": "Killswitch: inputs sound (sources loaded for the day, dbt build passed, no mass firing)",
+    "recovered": "Killswitch: inputs sound again after the hold since {since}: firing resumes",
+    "overridden": "Killswitch overridden by {by}; it found: {reasons}",
+    "tripped": "STOPPED by the killswitch: nothing was written back or fired. Why: {reasons}",
+    "still_tripped": "STILL STOPPED by the killswitch (held since {since}): nothing was written back or fired. "
+                     "Why: {reasons}. Fix the inputs, or trigger with override_killswitch after checking them",
+    "backfill": "Not fired: {reasons}",
+}
 
 
 def format_activation_summary(summary: dict) -> str:
@@ -360,16 +380,14 @@ def format_activation_summary(summary: dict) -> str:
     verdict = summary["killswitch"]
     if verdict is None:
         lines.append("Killswitch: did not finish; nothing was written back or fired")
-    elif verdict["tripped"]:
-        lines.append("STOPPED by the killswitch: nothing was written back or fired. Why: "
-                     + "; ".join(verdict["reasons"]))
-    elif verdict["reasons"]:
-        lines.append("Killswitch overridden by hand; it found: " + "; ".join(verdict["reasons"]))
     else:
-        lines.append("Killswitch: inputs sound (sources loaded for the day, dbt build passed, no mass firing)")
-    if alert := summary["alert"]:
-        lines.append(f"Killswitch alert (Slack and e-mail to the ops address): {alert['outcome']}"
-                     + ("" if alert["this_run"] else " (by an earlier run)"))
+        lines.append(KILLSWITCH_LINES[verdict.get("decision", "tripped" if verdict["tripped"] else "passed")].format(
+            reasons="; ".join(verdict["reasons"]), by=verdict.get("overridden_by"),
+            since=(verdict.get("inputs") or {}).get("previous", {}).get("run_date")))
+    for key in ("alert_slack", "alert"):
+        if alert := summary.get(key):
+            lines.append(f"Killswitch alert ({'Slack' if key == 'alert_slack' else 'e-mail to the ops address'}): "
+                         f"{alert['outcome']}" + ("" if alert["this_run"] else " (by an earlier run)"))
     if report := summary["write_back"]:
         objects = report.get("objects", [])
         lines.append(f"Written back to Salesforce: {sum(o['accepted'] for o in objects):,} rows accepted, "
@@ -396,12 +414,20 @@ def format_activation_summary(summary: dict) -> str:
                if outcomes[key]]
     if skipped:
         lines.append("  skipped: " + ", ".join(skipped))
-    for outcome, words in (("failed", "FAILED (a re-run tries again)"), ("stopped", "stopped by the killswitch")):
+    for outcome, words in (("failed", "FAILED (a re-run tries again)"), ("stopped", "stopped by the killswitch"),
+                           ("skipped_backfill", "not fired: a past date (backfill)")):
         if outcomes[outcome]:
             lines.append(f"  {outcomes[outcome]:,} {words}:")
             lines += [f"    {example}" for row in summary["firings"] if row["outcome"] == outcome
                       for example in row["examples"]]
     if digest := summary["digest"]:
         lines.append(f"Slack digest: {digest['outcome']}" + ("" if digest["this_run"] else " (by an earlier run)"))
-    lines.append("Ledger: ops.playbook_firings")
+    if summary["unknown"]:
+        lines.append(f"UNKNOWN ({len(summary['unknown'])}): sent or not, the process died before it could say. "
+                     "Check whether each reached its recipient; to send one again: csops activation resend "
+                     "--firing <key> (Salesforce records are looked up by the next run instead):")
+        lines += [f"    {row['firing_key']} ({row['action']} to {row['target']})" for row in summary["unknown"][:20]]
+        if len(summary["unknown"]) > 20:
+            lines.append(f"    ... {len(summary['unknown']) - 20} more in ops.playbook_firings (outcome 'unknown')")
+    lines.append("Ledger: ops.playbook_firings; killswitch verdicts: ops.killswitch_verdicts")
     return "\n".join(lines)

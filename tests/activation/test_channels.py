@@ -100,6 +100,17 @@ def test_send_email_reaches_the_catcher_with_the_japanese_subject_intact(mail_ca
     assert "株式会社サンプル商事" in html and "佐藤 花子" in html
 
 
+def test_replies_go_to_the_companys_csm(mail_catcher, smtp_connection, monkeypatch):
+    monkeypatch.setenv("CS_MAIL_FROM", "success@nexpro.example")
+    channels.send_email("yamada@customer.example", render_email("referral_ask", BARE_COMPANY),
+                        reply_to="佐藤 花子 <sato@nexpro.example>")
+    message = mail_catcher.mailbox.message(mail_catcher.mailbox.entries()[-1])
+    assert message["Reply-To"] == "佐藤 花子 <sato@nexpro.example>" and message["From"] == "success@nexpro.example"
+    channels.send_email("yamada@customer.example", render_email("referral_ask", BARE_COMPANY))
+    assert mail_catcher.mailbox.message(mail_catcher.mailbox.entries()[-1])["Reply-To"] is None, \
+        "no CSM: replies go to the sender, the shared address"
+
+
 def test_without_a_sender_setting_the_connections_from_email_is_used(mail_catcher, smtp_connection, monkeypatch):
     monkeypatch.delenv("CS_MAIL_FROM", raising=False)
     channels.send_email(["a@customer.example", "b@customer.example"], render_email("onboarding_step_2", BARE_COMPANY))
@@ -196,7 +207,17 @@ def test_status_change_message_lists_worst_first_with_fallbacks():
     improved, worsened = (block["text"]["text"] for block in message["blocks"][2:])
     assert "(名称未登録) C2" in improved and "理由: 記録なし" in improved and "担当CSM: 未割当" in improved
     assert "*A&amp;B &lt;株&gt;*  Yellow → *Red*" in worsened and "ログイン率 12%; NPS 4" in worsened
-    assert "A&B <株> Yellow→Red" in message["text"]
+    assert "A&amp;B &lt;株&gt; Yellow→Red" in message["text"]
+
+
+def test_a_company_named_like_a_slack_command_pings_no_one(slack_sink, slack_connection):
+    message = channels.status_change_message([{"company_id": "C9", "company_name": "<!channel> & <@U123>",
+                                               "status_transition": "Green→Red", "top_reasons": "<!here>"}])
+    channels.post_slack(message["text"], message["blocks"])
+    post = slack_sink.channel.posts()[-1]
+    for text in (post["text"], json.dumps(post["blocks"], ensure_ascii=False)):
+        assert "<!channel>" not in text and "<@U123>" not in text and "<!here>" not in text
+    assert "&lt;!channel&gt; &amp; &lt;@U123&gt;" in post["text"]
 
 
 def test_status_change_message_stays_within_slacks_block_limit():
@@ -245,15 +266,22 @@ def test_status_change_rows_come_from_the_health_mart_with_names(marts_url):
     assert channels.status_change_rows(marts_url, date(2026, 11, 19)) == []
 
 
+def digest(url: str, day: date) -> dict:
+    from csops.activation.digest import digest_message, digest_of
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        return digest_message(digest_of(connection, day))
+
+
 def test_daily_digest_reports_the_days_mix_changes_signals_and_nrr(marts_url):
-    message = channels.daily_digest_message(marts_url, date(2026, 11, 20))
+    message = digest(marts_url, date(2026, 11, 20))
     assert message["blocks"][0]["text"]["text"] == "CS デイリーダイジェスト 2026-11-20"
     text = message["blocks"][1]["text"]["text"]
     assert "*ヘルス* (3社): 🟢 Green 1 (33%) / 🟡 Yellow 1 (33%) / 🔴 Red 1 (33%)" in text
     assert "Green→Red 1" in text and "Yellow→Green 1" in text
     assert "*アクティブなシグナル*: 3件 — 拡大 1 (nps_promoter 1); リスク 2 (" in text  # not the day before's
     assert "*NRR* 2026-10: 103.1%（直近12か月 108.4%）, MRR ¥12,500,000" in text  # not a month after the day
-    empty = channels.daily_digest_message(marts_url, date(2026, 11, 18))["blocks"][1]["text"]["text"]
+    empty = digest(marts_url, date(2026, 11, 18))["blocks"][1]["text"]["text"]
     assert "2026-11-18 のスコアがありません" in empty and "シグナル*: なし" in empty
 
 

@@ -16,24 +16,43 @@ from psycopg.rows import dict_row
 
 from csops import settings
 from csops.activation import playbooks
-from csops.activation.playbooks import check_and_stop, plan_firings, post_digest, run_playbooks
+from csops.activation.digest import post_digest
+from csops.activation.killswitch import check_and_stop
+from csops.activation.playbooks import plan_firings, run_playbooks
 from tests.conftest import create_database
 from tests.dbt.warehouse import RUN_DATE, dbt
 
 
 class Recorder:
-    """Channels that record what would have gone out; `refuse` makes Salesforce reject records by firing key."""
+    """Channels that record what would have gone out. Salesforce is a dict of the records it holds by firing
+    key (`org`, shared between Recorders to stand for one org); `refuse` makes it reject records by firing key;
+    `lose` makes it write records but lose its answer for them (the call died on the way back)."""
 
-    def __init__(self, refuse: set[str] | None = None) -> None:
+    def __init__(self, refuse: set[str] | None = None, lose: set[str] | None = None,
+                 org: dict | None = None) -> None:
         self.upserts, self.emails, self.status_changes, self.digests, self.alerts = [], [], [], [], []
-        self.refuse = refuse or set()
+        self.refuse, self.lose = refuse or set(), lose or set()
+        self.org = {} if org is None else org
+        self.lookups = []
 
     def upsert(self, object_name, records):
         self.upserts += [(object_name, record) for record in records]
-        return [(False, "FIELD_CUSTOM_VALIDATION_EXCEPTION: refused") if record["Playbook_Firing_Key__c"]
-                in self.refuse else (True, f"{object_name[:3]}-{index}") for index, record in enumerate(records)]
+        answers = {}
+        for record in records:
+            key = record["Playbook_Firing_Key__c"]
+            if key in self.refuse:
+                answers[key] = (False, "FIELD_CUSTOM_VALIDATION_EXCEPTION: refused")
+                continue
+            self.org.setdefault(key, (object_name, f"{object_name[:3]}-{len(self.org)}", dict(record)))
+            if key not in self.lose:
+                answers[key] = (True, self.org[key][1])
+        return answers
 
-    def send_email(self, to, template_key, context):
+    def find(self, object_name, firing_keys):
+        self.lookups.append((object_name, sorted(firing_keys)))
+        return {key: self.org[key][1] for key in firing_keys if key in self.org and self.org[key][0] == object_name}
+
+    def send_email(self, to, template_key, context, reply_to=None):
         self.emails.append((to, template_key, context))
 
     def post_status_changes(self, rows):
@@ -224,6 +243,16 @@ def test_a_refused_firing_is_recorded_failed_and_sent_on_a_rerun(warehouse):
     assert ledger(warehouse)[task["firing_key"]]["attempts"] == 2
 
 
+def verdict_before(url: str, decision: str, days_back: int = 1) -> None:
+    """As if the activation had decided `decision` for a date `days_back` before the run date."""
+    from csops.activation.killswitch import ensure_verdicts
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        ensure_verdicts(connection)
+        connection.execute("insert into ops.killswitch_verdicts (run_date, decision, reasons, inputs) values "
+                           "(%s, %s, '[]', '{}')", (RUN_DATE - timedelta(days_back), decision))
+
+
 def killswitch(url: str, senders: Recorder, max_share: float = 1.0, dry_run: bool = False):
     with psycopg.connect(url, autocommit=True) as connection:
         return check_and_stop(connection, senders, RUN_DATE, dry_run=dry_run, max_share=max_share, run_id="test")
@@ -233,6 +262,8 @@ def test_sound_inputs_pass_the_killswitch(warehouse):
     senders = Recorder()
     verdict = killswitch(warehouse, senders, max_share=settings.activation_max_firing_share())
     assert verdict.reasons == [] and not verdict.tripped and not senders.sent_anything()
+    assert verdict.inputs["first_activation"] and verdict.inputs["firing_share"] > 0.3, \
+        "the first activation fires every standing condition at once; the share is not checked then"
 
 
 def test_the_killswitch_trips_on_a_stale_source_stops_everything_and_alerts_once(warehouse):
@@ -267,22 +298,22 @@ def test_the_killswitch_trips_on_a_stale_source_stops_everything_and_alerts_once
 
 
 def test_the_killswitch_trips_on_a_mass_firing_and_on_a_failed_dbt_test(warehouse):
+    verdict_before(warehouse, "passed", days_back=2)
     with psycopg.connect(warehouse, autocommit=True) as connection:
         plan = plan_firings(connection, RUN_DATE)
-    sudden = plan.companies_newly_firing()
-    assert sudden, "the test world has companies whose status or signal changed on the run date"
-    share = len(sudden) / plan.companies_scored
-    assert len(sudden) < len(plan.companies_newly_firing() | {c["company_id"] for c in plan.to_fire}), \
-        "standing conditions (Red for weeks) do not count as firing at once"
+    firing = plan.companies_firing()
+    sudden = {c["company_id"] for c in plan.to_fire if c["trigger_started_on"] == RUN_DATE}
+    assert sudden < firing, "the test world has standing conditions (Red for weeks) beside sudden changes"
+    share = len(firing) / plan.companies_scored
     assert not killswitch(warehouse, Recorder(), max_share=share).tripped
     senders = Recorder()
     verdict = killswitch(warehouse, senders, max_share=share - 0.01, dry_run=True)
-    assert verdict.reasons == [f"mass firing: {len(sudden)} of {plan.companies_scored} companies ({share:.0%}) "
-                               f"would get a playbook at once for something that started on {RUN_DATE}, above "
-                               f"the limit of {share - 0.01:.0%} (CS_ACTIVATION_MAX_FIRING_SHARE)"]
+    assert verdict.reasons == [f"mass firing: {len(firing)} of {plan.companies_scored} companies ({share:.0%}) "
+                               f"would get a playbook on {RUN_DATE}, above the limit of {share - 0.01:.0%} "
+                               f"(CS_ACTIVATION_MAX_FIRING_SHARE)"], "standing conditions count"
     assert not senders.sent_anything(), "a dry run alerts no one"
-    alert = ledger(warehouse, "playbook_key = 'killswitch_alert'")[f"killswitch_alert|{RUN_DATE}"]
-    assert alert["outcome"] == "dry_run"
+    alerts = ledger(warehouse, "playbook_key like 'killswitch_alert%%'")
+    assert {row["outcome"] for row in alerts.values()} == {"dry_run"} and len(alerts) == 2
 
     with psycopg.connect(warehouse) as connection:
         connection.execute(
@@ -381,3 +412,175 @@ def test_the_summary_shows_what_was_created_sent_skipped_and_stopped(warehouse):
     text = format_activation_summary(activation_summary(warehouse, "third", RUN_DATE, verdict=tripped))
     assert ("STOPPED by the killswitch: nothing was written back or fired. Why: stale source: board.invoices "
             "never loaded successfully") in text
+
+
+# --- at most once, whatever dies when -------------------------------------------------------------------
+
+
+class Dies(BaseException):
+    """The process dying in the middle of a send (a BaseException: no `except Exception` records it)."""
+
+
+class DyingRecorder(Recorder):
+    """Sends `survive` e-mails, then dies inside the next send, after the message went out."""
+
+    def __init__(self, survive: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.survive = survive
+
+    def send_email(self, to, template_key, context, reply_to=None):
+        super().send_email(to, template_key, context, reply_to)
+        if len(self.emails) > self.survive:
+            raise Dies
+
+
+def test_a_run_that_dies_mid_send_leaves_unknown_and_its_retry_sends_nothing_twice(warehouse):
+    org = {}
+    dying = DyingRecorder(survive=1, org=org)
+    with pytest.raises(Dies):
+        fire(warehouse, dying)
+    assert len(dying.emails) == 2 and dying.upserts, "the Tasks, one e-mail and a second went out before it died"
+    died_on = dying.emails[-1]
+    claimed = {key for key, row in ledger(warehouse).items() if row["outcome"] == "claimed"}
+    assert claimed, "the firings it claimed and never finished are still claimed"
+
+    retry = Recorder(org=org)  # the task's retry, or a second `csops run` of the date
+    counts = fire(warehouse, retry)
+    after = ledger(warehouse)
+    assert not any(email[:2] == died_on[:2] for email in retry.emails), "the e-mail it died in is not re-sent"
+    assert not {to for to, *_ in retry.emails} & {to for to, *_ in dying.emails[:1]}, "nor the one before it"
+    [unknown] = [key for key, row in after.items() if row["outcome"] == "unknown"]
+    assert after[unknown]["target"] == died_on[0] and "stopped before recording" in after[unknown]["detail"]
+    assert counts["unknown"] == 1
+    assert not retry.upserts, "the Tasks it created were recorded created: none is sent again"
+    assert all(row["outcome"] in ("sent", "created", "unknown", "skipped_no_recipient") for row in after.values()
+               if row["company_id"])
+    emailed = Counter(to for to, *_ in dying.emails + retry.emails)
+    assert max(emailed.values()) == 1, "no one got an e-mail twice"
+
+
+def test_salesforce_firings_whose_answer_was_lost_are_looked_up_not_sent_again(warehouse):
+    tasks = [row["firing_key"] for row in candidates(warehouse) if row["action"] == "salesforce_task"]
+    assert len(tasks) >= 4
+    org = {}
+    lost, refused = set(tasks[len(tasks) // 2:]), {tasks[0]}  # the second half's answer never came back
+    fire(warehouse, Recorder(lose=lost, refuse=refused, org=org))
+    first = ledger(warehouse)
+    assert {first[key]["outcome"] for key in lost} == {"unknown"}, "no answer: unknown, not failed"
+    assert first[tasks[0]]["outcome"] == "failed" and "FIELD_CUSTOM_VALIDATION" in first[tasks[0]]["detail"]
+    assert {first[key]["outcome"] for key in set(tasks[1:]) - lost} == {"created"}, "answered: created"
+
+    org[sorted(lost)[0]][2]["Status"] = "In Progress"  # a CSM works one of the Tasks that were written
+    rerun = Recorder(org=org)
+    fire(warehouse, rerun)
+    after = ledger(warehouse)
+    assert ("Task", sorted(lost)) in rerun.lookups, "the unknown ones are looked up by their firing key"
+    assert {after[key]["outcome"] for key in tasks} == {"created"}
+    assert [record["Playbook_Firing_Key__c"] for _object, record in rerun.upserts] == [tasks[0]], \
+        "only the refused Task is sent again; a found one is never upserted (its Status stays the CSM's)"
+    assert org[sorted(lost)[0]][2]["Status"] == "In Progress"
+    assert all(after[key]["detail"].startswith("Task ") for key in lost)
+
+
+def test_a_record_written_but_missing_from_the_org_is_sent_again_after_the_lookup(warehouse):
+    task = next(row["firing_key"] for row in candidates(warehouse) if row["action"] == "salesforce_task")
+    org = {}
+    fire(warehouse, Recorder(lose={task}, org=org))
+    del org[task]  # the call that was lost never reached Salesforce after all
+    rerun = Recorder(org=org)
+    fire(warehouse, rerun)
+    assert [record["Playbook_Firing_Key__c"] for _object, record in rerun.upserts] == [task]
+    assert ledger(warehouse)[task]["outcome"] == "created"
+
+
+def test_two_activations_of_a_date_at_once_the_second_is_refused(warehouse):
+    from csops.activation.ledger import ActivationBusy, activation_lock
+
+    with psycopg.connect(warehouse, autocommit=True) as holder, activation_lock(holder, RUN_DATE, "the first"):
+        senders = Recorder()
+        with pytest.raises(ActivationBusy, match=f"playbooks for {RUN_DATE} refused: another activation of "
+                                                 f"{RUN_DATE} is running"):
+            fire(warehouse, senders)
+        with psycopg.connect(warehouse, autocommit=True) as connection, pytest.raises(ActivationBusy):
+            check_and_stop(connection, senders, RUN_DATE, dry_run=False, max_share=1.0)
+        assert not senders.sent_anything() and not ledger(warehouse)
+    assert fire(warehouse, Recorder())["created"], "once the first is done, the date can run"
+
+
+def test_an_unknown_email_is_listed_and_sent_again_only_on_request(warehouse):
+    from csops.activation.playbooks import resend_unknown
+
+    dying = DyingRecorder(survive=0)
+    with pytest.raises(Dies):
+        fire(warehouse, dying)
+    fire(warehouse, Recorder())
+    [key] = [key for key, row in ledger(warehouse).items() if row["outcome"] == "unknown"]
+    again = Recorder()
+    fire(warehouse, again)
+    assert not again.emails, "an unknown e-mail is never sent by itself"
+    with psycopg.connect(warehouse, autocommit=True) as connection:
+        with pytest.raises(ValueError, match="not unknown"):
+            resend_unknown(connection, Recorder(), [next(k for k, r in ledger(warehouse).items()
+                                                         if r["outcome"] == "sent")], "resend")
+        person = Recorder()
+        [firing] = resend_unknown(connection, person, [key], "resend")
+    assert firing.outcome == "sent" and [to for to, *_ in person.emails] == [dying.emails[0][0]]
+    assert ledger(warehouse)[key]["outcome"] == "sent"
+
+
+# --- the killswitch holds until someone decides, and the past never fires ------------------------------
+
+
+def verdicts(url: str) -> list[dict]:
+    with psycopg.connect(url, row_factory=dict_row) as connection:
+        return connection.execute("select * from ops.killswitch_verdicts order by verdict_id").fetchall()
+
+
+def test_the_killswitch_holds_the_next_day_until_the_data_recovers_or_someone_overrides(warehouse):
+    verdict_before(warehouse, "passed", days_back=2)
+    verdict_before(warehouse, "tripped")  # the day before tripped on a mass firing: most companies turned Red
+    with psycopg.connect(warehouse, autocommit=True) as connection:
+        plan = plan_firings(connection, RUN_DATE)
+    share = len(plan.companies_firing()) / plan.companies_scored
+    senders = Recorder()
+    held = killswitch(warehouse, senders, max_share=share - 0.01)  # the same companies, still firing
+    assert held.decision == "still_tripped" and held.tripped
+    assert held.inputs["previous"] == {"run_date": (RUN_DATE - timedelta(1)).isoformat(), "decision": "tripped"}
+    assert held.inputs["companies_firing"] == len(plan.companies_firing())
+    assert not senders.upserts and not senders.status_changes
+    assert {row["outcome"] for row in ledger(warehouse, "company_id is not null").values()} == {"stopped"}
+
+    overridden = Recorder()
+    with psycopg.connect(warehouse, autocommit=True) as connection:
+        verdict = check_and_stop(connection, overridden, RUN_DATE, dry_run=False, max_share=share - 0.01,
+                                 run_id="override", override_by="ops@example.com")
+    assert verdict.decision == "overridden" and not verdict.tripped and verdict.reasons
+    last = verdicts(warehouse)[-1]
+    assert (last["decision"], last["overridden_by"], last["airflow_run_id"]) == ("overridden", "ops@example.com",
+                                                                                  "override")
+    assert last["inputs"]["firing_share"] == round(share, 4)
+
+    recovered = killswitch(warehouse, Recorder(), max_share=share)  # the data is back to normal
+    assert recovered.decision == "recovered" and not recovered.tripped
+    assert [row["decision"] for row in verdicts(warehouse)] == ["passed", "tripped", "still_tripped", "overridden",
+                                                                 "recovered"]
+
+
+def test_a_past_date_or_a_backfill_fires_nothing(warehouse):
+    verdict_before(warehouse, "passed", days_back=-1)  # a later date was activated already
+    senders = Recorder()
+    verdict = killswitch(warehouse, senders)
+    assert verdict.decision == "backfill" and verdict.tripped
+    assert f"{RUN_DATE} is older than {RUN_DATE + timedelta(1)}" in verdict.reasons[0]
+    recorded = ledger(warehouse, "company_id is not null")
+    assert recorded and {row["outcome"] for row in recorded.values()} == {"skipped_backfill"}
+    assert not senders.sent_anything(), "no alert either: a backfill is not a fault"
+
+    with psycopg.connect(warehouse, autocommit=True) as connection:
+        connection.execute("delete from ops.killswitch_verdicts")
+        verdict = check_and_stop(connection, senders, RUN_DATE, dry_run=False, max_share=1.0, backfill=True)
+    assert verdict.decision == "backfill" and "started by a backfill of cs_daily" in verdict.reasons[0]
+    assert not senders.sent_anything()
+    with psycopg.connect(warehouse, autocommit=True) as connection:
+        connection.execute("delete from ops.killswitch_verdicts where decision = 'backfill'")
+    assert not killswitch(warehouse, Recorder()).tripped, "the latest date itself can be run again"

@@ -15,11 +15,12 @@ import psycopg
 import pytest
 import requests
 
+from csops.activation import salesforce_writer
 from csops.activation.writeback import RETRY_LIMIT, SYNC_OBJECTS, WritebackError, resend, write_back
-from csops.extract.salesforce import connect_with_hook
+from csops.extract.salesforce import CountingSession, connect_with_hook
 from csops.sandbox.salesforce.objects import make_id
 from csops.sandbox.salesforce.seed import seed_org
-from csops.sandbox.salesforce.store import DEFAULT_DAILY_LIMIT, FaultRule
+from csops.sandbox.salesforce.store import DEFAULT_DAILY_LIMIT, DEFAULT_SESSION_LIFETIME, FaultRule
 from tests.conftest import TEST_WORLD, create_database
 from tests.dbt.warehouse import RUN_DATE
 from tests.salesforce_fixtures import sandbox_beside
@@ -193,6 +194,77 @@ def test_the_budget_reserve_stops_the_write_back_before_anything_is_sent(warehou
     org.admin.set_daily_limit(DEFAULT_DAILY_LIMIT)
     resumed = write_back(warehouse, sf, RUN_DATE)
     assert resumed.ok and by_object(resumed)["Account"].accepted == by_object(report)["Account"].changed
+
+
+def counting_client(reserve_share: float):
+    """A client over a session that stops before a call would eat into the reserve, as the DAG's client does."""
+    return connect_with_hook("salesforce_default")(CountingSession(reserve_share=reserve_share))
+
+
+def test_the_reserve_reached_mid_bulk_job_stops_cleanly_and_the_next_run_collects_the_job(warehouse, org, sf,
+                                                                                           monkeypatch):
+    query(warehouse, 'update activation.sync_usage '
+                     'set "Webinars_Held_30d__c" = coalesce("Webinars_Held_30d__c", 0) + 1')
+    rows = query(warehouse, "select count(*) from activation.sync_usage")[0][0]
+    usage_ledger = 'select external_id, values_hash from ops.sync_ledger where object_name = \'Usage__c\' order by 1'
+    ledger_before = query(warehouse, usage_ledger)
+    # The budget read finds room for the job's estimated calls, but 503s answered to the create and the close
+    # cost retries the estimate does not count: the calls before the first poll reach the reserve.
+    estimate = salesforce_writer.estimate_calls(rows, 10)
+    extra = estimate - 3  # the budget read, create, upload and close are 4 calls; 1 + estimate reach the reserve
+    assert 0 < extra <= 6, estimate
+    org.admin.add_fault(FaultRule("POST", r"/jobs/ingest/?$", "unavailable", times=extra // 2))
+    org.admin.add_fault(FaultRule("PATCH", r"/jobs/ingest/[^/]+$", "unavailable", times=extra - extra // 2))
+    org.admin.set_daily_limit(2 * (1 + estimate))  # half kept in reserve
+    monkeypatch.setenv("CS_SALESFORCE_API_RESERVE", "0.5")
+
+    report = write_back(warehouse, counting_client(0.5), RUN_DATE, bulk_threshold=10)
+    assert report.error is None and report.stopped, report.lines()
+    usage = by_object(report)["Usage__c"]
+    assert (usage.method, usage.sent, usage.accepted, usage.rejected, usage.error) == ("bulk", rows, 0, 0, None)
+    [(job_id, closed, held)] = query(warehouse, "select job_id, bool_and(closed), count(*) from ops.sync_bulk_jobs "
+                                                "group by job_id")
+    assert closed and held == rows
+    assert report.stopped.startswith("Salesforce Usage__c: stopped before spending the reserve")
+    assert f"Bulk job {job_id} holds {rows:,} more, which Salesforce writes" in report.stopped
+    assert "watermark" not in report.stopped and "nothing is left to send" in report.stopped
+    assert "stopped by the API budget — Salesforce Usage__c" in report.lines()[0]
+    assert query(warehouse, usage_ledger) == ledger_before, "no answer read yet"
+
+    org.admin.set_daily_limit(DEFAULT_DAILY_LIMIT)  # the next run
+    org.admin.reset_usage()
+    resumed = write_back(warehouse, counting_client(0.5), RUN_DATE, bulk_threshold=10)
+    usage = by_object(resumed)["Usage__c"]
+    assert resumed.ok, resumed.lines()
+    assert (usage.collected, usage.accepted, usage.rejected, usage.sent, usage.changed) == (rows, rows, 0, 0, 0), \
+        "the job's results are read and nothing is sent again"
+    assert usage.api_calls == 2 == resumed.api_calls == org.admin.usage()["used"], "the job's state and its rows"
+    assert query(warehouse, "select count(*) from ops.sync_bulk_jobs") == [(0,)]
+    assert query(warehouse, usage_ledger) == query(
+        warehouse, 'select "Usage_Key__c", md5(to_jsonb(model)::text) from activation.sync_usage as model order by 1')
+    stored = {record["Usage_Key__c"]: record["Webinars_Held_30d__c"] for record in sf.query_all(
+        "SELECT Usage_Key__c, Webinars_Held_30d__c FROM Usage__c")["records"]}
+    assert stored == {key: float(value) for key, value in query(
+        warehouse, 'select "Usage_Key__c", "Webinars_Held_30d__c" from activation.sync_usage')}
+    assert write_back(warehouse, sf, RUN_DATE).api_calls == 0
+
+
+def test_an_expired_session_mid_write_back_logs_in_again_and_completes(warehouse, org, sf):
+    query(warehouse, 'update activation.sync_usage '
+                     'set "Webinars_Held_30d__c" = coalesce("Webinars_Held_30d__c", 0) + 2')
+    rows = query(warehouse, "select count(*) from activation.sync_usage")[0][0]
+    # The job's close takes 3 s and a session expires after 2 s without a call: the poll meets 401.
+    org.admin.set_session_lifetime(2)
+    org.admin.add_fault(FaultRule("PATCH", r"/jobs/ingest/[^/]+$", "delay", delay_seconds=3, times=1))
+    try:
+        report = write_back(warehouse, sf, RUN_DATE, bulk_threshold=10)
+    finally:
+        org.admin.set_session_lifetime(DEFAULT_SESSION_LIFETIME)
+    usage = by_object(report)["Usage__c"]
+    assert report.ok, report.lines()
+    assert (usage.method, usage.sent, usage.accepted) == ("bulk", rows, rows)
+    assert org.admin.faults() == [], "the slow close was met"
+    assert write_back(warehouse, sf, RUN_DATE).api_calls == 0, "everything was accepted"
 
 
 def test_resend_sends_an_object_in_full(warehouse, org, sf):

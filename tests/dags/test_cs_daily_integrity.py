@@ -196,6 +196,7 @@ def test_full_refresh_and_overlap_are_params(dag):
     params = dag.params
     assert params["full_refresh"] == [] and params["overlap_minutes"] == settings.DEFAULT_OVERLAP_MINUTES
     assert "all" in params.get_param("full_refresh").schema["items"]["enum"]
+    assert params["reconcile_board"] is False, "board's ids are reconciled on their weekly schedule unless asked"
 
 
 def test_each_mart_task_publishes_its_registered_asset(dag, manifest):

@@ -1,8 +1,12 @@
-"""The board extract against the board sandbox over HTTP: paging, pacing, 429s, the daily limit, increments."""
+"""The board extract against the board sandbox over HTTP: paging, pacing, 429s, 5xx and dropped connections,
+the daily limit, increments, and deletes (found by complete reads only, re-checked, reconciled)."""
 
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 import pytest
@@ -25,8 +29,10 @@ def client(board) -> BoardClient:
     board.admin.set_daily_limit(DEFAULT_DAILY_LIMIT)
     board.admin.set_per_second_limit(True)
     board.admin.reset_usage()
+    board.admin.set_total_count_header(True)
+    board.admin.clear_faults()
     values = board.credentials()
-    return BoardClient(board.base_url, values["api_key"], values["token"])
+    return BoardClient(board.base_url, values["api_key"], values["token"], retry_wait_seconds=0.05)
 
 
 def source_count(board, table: str) -> int:
@@ -142,3 +148,119 @@ def test_the_airflow_connection_reaches_the_api(board, warehouse_url, monkeypatc
     monkeypatch.setenv("AIRFLOW_CONN_BOARD_DEFAULT", json.dumps({"conn_type": "http", "host": board.base_url}))
     with pytest.raises(ValueError, match="lacks password .* extra api_key"):
         BoardHook().get_conn()
+
+
+@contextmanager
+def invoice_deleted(board, invoice_id: int):
+    """Delete an invoice (with its lines) in board; put it back afterwards."""
+    with psycopg.connect(board.database_url, autocommit=True) as connection:
+        lines = connection.execute("delete from board.invoice_details where invoice_id = %s returning *",
+                                   (invoice_id,)).fetchall()
+        invoice = connection.execute("delete from board.invoices where id = %s returning *", (invoice_id,)).fetchone()
+    deleted = {"restored": False}
+
+    def restore() -> None:
+        if not deleted["restored"]:
+            deleted["restored"] = True
+            with psycopg.connect(board.database_url, autocommit=True) as connection:
+                connection.execute(f"insert into board.invoices values ({', '.join(['%s'] * len(invoice))})", invoice)
+                for line in lines:
+                    connection.execute(f"insert into board.invoice_details values ({', '.join(['%s'] * len(line))})",
+                                       line)
+    try:
+        yield restore
+    finally:
+        restore()
+
+
+def invoice_ids(board) -> list[int]:
+    with psycopg.connect(board.database_url) as connection:
+        return [row[0] for row in connection.execute("select id from board.invoices order by id")]
+
+
+def test_a_delete_between_pages_hides_no_live_invoice(board, client, warehouse_url):
+    load_resource(client, warehouse_url, "invoices", run_id="before")
+    ids = invoice_ids(board)
+    first, shifted = ids[0], ids[100]  # deleting the first moves the 101st onto page 1, already read
+
+    def delete_after_page_one(response, *args, **kwargs):
+        query = parse_qs(urlsplit(response.url).query)
+        if urlsplit(response.url).path == "/v1/invoices" and query.get("page") == ["1"] and not deleted:
+            deleted.append(stack.enter_context(invoice_deleted(board, first)))
+
+    from contextlib import ExitStack
+
+    deleted = []
+    with ExitStack() as stack:
+        client.session.hooks["response"].append(delete_after_page_one)
+        try:
+            result = load_resource(client, warehouse_url, "invoices", run_id="paged", full_refresh=True)
+        finally:
+            client.session.hooks["response"].remove(delete_after_page_one)
+        assert deleted, "the invoice was deleted between pages"
+        # The shifted invoice was on no page; asked for on its own, it is still in board: not flagged.
+        assert result.status == "succeeded" and result.rows_deleted == 0
+        assert raw(warehouse_url, "select id from raw_board.invoices where _deleted_at is not null") == []
+        # The next reconciliation reads every id again: the deleted invoice is flagged, the shifted one is not.
+        reconciled = load_resource(client, warehouse_url, "invoices", run_id="reconciled",
+                                   reconcile_every=timedelta(0))
+        assert (reconciled.load_mode, reconciled.rows_deleted, reconciled.error) == ("reconcile", 1, None)
+        assert raw(warehouse_url, "select id from raw_board.invoices where _deleted_at is not null") == [(first,)]
+        assert raw(warehouse_url, "select _deleted_at from raw_board.invoices where id = %s", shifted) == [(None,)]
+
+
+def test_without_a_total_header_every_page_is_read_and_nothing_is_flagged(board, client, warehouse_url):
+    board.admin.set_total_count_header(False)
+    first = load_resource(client, warehouse_url, "invoices", run_id="no-total")
+    assert first.status == "succeeded" and first.rows_read == source_count(board, "invoices") > 100
+    again = load_resource(client, warehouse_url, "invoices", run_id="no-total-again", full_refresh=True)
+    assert again.rows_deleted == 0 and "no X-Total-Count" in again.error
+    assert raw(warehouse_url, "select count(*) filter (where _deleted_at is null) from raw_board.invoices") == [
+        (source_count(board, "invoices"),)]
+
+
+def test_a_deleted_invoice_is_found_by_the_reconciliation(board, client, warehouse_url):
+    load_resource(client, warehouse_url, "invoices", run_id="monday")
+    gone = invoice_ids(board)[5]
+    with invoice_deleted(board, gone) as restore:
+        daily = load_resource(client, warehouse_url, "invoices", run_id="tuesday")
+        assert (daily.load_mode, daily.rows_deleted) == ("incremental", 0), "the last complete read is recent"
+        weekly = load_resource(client, warehouse_url, "invoices", run_id="sunday", reconcile_every=timedelta(0))
+        assert (weekly.status, weekly.load_mode, weekly.rows_deleted) == ("succeeded", "reconcile", 1)
+        assert raw(warehouse_url, "select id from raw_board.invoices where _deleted_at is not null") == [(gone,)]
+        restore()  # put back in board (a deletion undone): the next read un-flags it
+    load_resource(client, warehouse_url, "invoices", run_id="next-sunday", reconcile_every=timedelta(0))
+    assert raw(warehouse_url, "select count(*) from raw_board.invoices where _deleted_at is not null") == [(0,)]
+
+
+def test_a_record_quarantined_on_a_full_load_is_not_flagged_deleted(board, client, warehouse_url):
+    load_resource(client, warehouse_url, "clients", run_id="before")
+    with psycopg.connect(warehouse_url, autocommit=True) as connection:  # a raw column narrower than board's values
+        connection.execute("alter table raw_board.clients alter column tel type varchar(20) using left(tel, 20)")
+    with psycopg.connect(board.database_url, autocommit=True) as connection:
+        client_id, tel = connection.execute("select id, tel from board.clients order by id limit 1").fetchone()
+        connection.execute("update board.clients set tel = '03-0000-0000 内線 1234567890' where id = %s", (client_id,))
+    try:
+        refreshed = load_resource(client, warehouse_url, "clients", run_id="refresh", full_refresh=True)
+    finally:
+        with psycopg.connect(board.database_url, autocommit=True) as connection:
+            connection.execute("update board.clients set tel = %s where id = %s", (tel, client_id))
+    assert (refreshed.rows_quarantined, refreshed.rows_deleted) == (1, 0)
+    assert raw(warehouse_url, "select _deleted_at from raw_board.clients where id = %s", client_id) == [(None,)]
+
+
+def test_a_503_and_a_dropped_connection_are_tried_again(board, client, warehouse_url):
+    board.admin.add_fault("unavailable")
+    board.admin.add_fault("drop")
+    result = load_resource(client, warehouse_url, "clients", run_id="flaky")
+    assert result.status == "succeeded" and result.rows_read == source_count(board, "clients")
+    pages = -(-source_count(board, "clients") // 100)
+    assert result.api_calls == pages + 2
+
+
+def test_board_down_past_the_last_try_fails_naming_the_call(board, client, warehouse_url):
+    board.admin.add_fault("unavailable", times=client.attempts)
+    with pytest.raises(ExtractError, match=r"503 to /v1/projects.*5 tries in a row"):
+        load_resource(client, warehouse_url, "projects", run_id="down")
+    assert raw(warehouse_url, "select status from ops.extract_runs where run_id = 'down'") == [("failed",)]
+    assert raw(warehouse_url, "select to_regclass('raw_board.projects')") == [(None,)], "nothing written"

@@ -334,3 +334,24 @@ def test_a_load_starting_beside_a_running_one_takes_no_lock_on_the_ops_tables(wa
         ensure_schemas(starting, "raw_nexpro", "raw_salesforce")
         assert starting.execute("select to_regnamespace('raw_salesforce') is not null").fetchone()[0]
         running.rollback()
+
+
+def test_a_quarantined_row_does_not_hide_a_hard_delete(nexpro_url, warehouse_url):
+    load(nexpro_url, warehouse_url, "viewing_sessions", run_id="day-1")
+    # One new row that cannot load (a non-number in a number column) and one row deleted: the source still
+    # has as many rows as raw has live ones.
+    execute(nexpro_url, "alter table viewing_sessions alter column watch_seconds type text")
+    execute(nexpro_url, """
+        insert into viewing_sessions
+        select * from jsonb_populate_record(null::viewing_sessions, (
+            select to_jsonb(session) || jsonb_build_object(
+                'viewing_session_id', (select max(viewing_session_id) + 1 from viewing_sessions),
+                'watch_seconds', '12分', 'updated_at', now())
+            from viewing_sessions as session where viewing_session_id = 1))""")
+    execute(nexpro_url, "delete from viewing_sessions where viewing_session_id = 2")
+
+    result = load(nexpro_url, warehouse_url, "viewing_sessions", run_id="day-2")
+
+    assert (result.rows_quarantined, result.rows_deleted) == (1, 1)
+    assert execute(warehouse_url, "select viewing_session_id from raw_nexpro.viewing_sessions "
+                                  "where _deleted_at is not null").fetchall() == [(2,)]

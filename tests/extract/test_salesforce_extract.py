@@ -176,3 +176,25 @@ def test_the_airflow_connection_reaches_the_org(org, warehouse_url, monkeypatch)
     api = SalesforceApi(connect_with_hook("salesforce_default"), CountingSession(reserve_share=0.2))
     result = load_object(api, warehouse_url, "User", run_id="hook")
     assert result.rows_read == org_count(org, "User")
+
+
+def test_a_bulk_query_has_no_order_by(api, org, warehouse_url):
+    # The sandbox refuses ORDER BY in Bulk query jobs, as Salesforce documents it (it disables PK chunking).
+    result = load_object(api, warehouse_url, "Task", run_id="bulk-soql", bulk_threshold=5, bulk_poll_seconds=0.05)
+    assert result.status == "succeeded" and result.rows_read == org_count(org, "Task")
+    assert raw(warehouse_url, "select count(*) from raw_salesforce.task")[0][0] == org_count(org, "Task")
+
+
+def test_a_row_quarantined_on_a_full_load_is_not_flagged_deleted(api, org, warehouse_url, salesforce_client):
+    load_object(api, warehouse_url, "Account", run_id="before")
+    account = salesforce_client.query("SELECT Id FROM Account ORDER BY Id LIMIT 1")["records"][0]["Id"]
+    # The raw column is narrower than the values Salesforce now holds: this account's row cannot load.
+    with psycopg.connect(warehouse_url, autocommit=True) as connection:
+        connection.execute("alter table raw_salesforce.account alter column name type varchar(80) "
+                           "using left(name, 80)")
+    salesforce_client.Account.update(account, {"Name": "株式会社" + "ウェビナー" * 20})
+
+    refreshed = load_object(api, warehouse_url, "Account", run_id="refresh", full_refresh=True)
+
+    assert (refreshed.rows_quarantined, refreshed.rows_deleted) == (1, 0)
+    assert raw(warehouse_url, "select _deleted_at from raw_salesforce.account where id = %s", account) == [(None,)]

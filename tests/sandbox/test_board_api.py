@@ -181,3 +181,26 @@ def test_daily_budget_is_429_limit_exceeded_and_persisted(board, api):
     board.stop()
     board.start()
     assert api("/v1/clients").status_code == 429  # the budget survives a restart
+
+
+def test_queued_faults_answer_503_or_cut_the_connection_then_the_api_answers(board, api):
+    board.admin.add_fault("unavailable")
+    board.admin.add_fault("drop")
+    try:
+        assert api("/v1/clients").status_code == 503
+        with pytest.raises((requests.ConnectionError, requests.exceptions.ChunkedEncodingError)):
+            api("/v1/clients")
+        assert api("/v1/clients").status_code == 200
+    finally:
+        board.admin.clear_faults()
+
+
+def test_the_total_count_header_can_be_left_out(board, api):
+    board.admin.set_total_count_header(False)
+    try:
+        response = api("/v1/invoices")
+        assert response.status_code == 200 and "X-Total-Count" not in response.headers
+        assert response.headers["X-Page"] == "1"
+    finally:
+        board.admin.set_total_count_header(True)
+    assert "X-Total-Count" in api("/v1/invoices").headers

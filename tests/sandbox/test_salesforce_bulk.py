@@ -122,11 +122,10 @@ def test_query_job_pages_with_locators(salesforce_client):
     names = [f"{prefix} {n:02d}" for n in range(25)]
     sf.bulk2.Account.insert(records=[{"Name": name, "NumberOfEmployees": str(n)} for n, name in enumerate(names)],
                             wait=0)
-    soql = (f"SELECT Id, Name, Tier__c, IsDeleted, Owner.Name FROM Account WHERE Name LIKE '{prefix}%' "
-            "ORDER BY NumberOfEmployees DESC")
+    soql = f"SELECT Id, Name, Tier__c, IsDeleted, Owner.Name FROM Account WHERE Name LIKE '{prefix}%'"
     pages = [rows(page) for page in sf.bulk2.Account.query(soql, max_records=10, wait=0)]
     assert [len(page) for page in pages] == [10, 10, 5]
-    assert [row["Name"] for page in pages for row in page] == names[::-1]
+    assert sorted(row["Name"] for page in pages for row in page) == names
     first = pages[0][0]
     assert list(first) == ["Id", "Name", "Tier__c", "IsDeleted", "Owner.Name"]
     assert (first["Tier__c"], first["IsDeleted"]) == ("", "false") and first["Owner.Name"]
@@ -136,7 +135,7 @@ def test_query_results_headers_and_a_bad_locator(salesforce_client):
     sf, prefix = salesforce_client, marker()
     sf.bulk2.Account.insert(records=[{"Name": f"{prefix} {n}"} for n in range(3)], wait=0)
     client = sf.bulk2.Account._client
-    job = client.create_job("query", f"SELECT Name FROM Account WHERE Name LIKE '{prefix}%' ORDER BY Name")
+    job = client.create_job("query", f"SELECT Name FROM Account WHERE Name LIKE '{prefix}%'")
     client.wait_for_job(job["id"], True, 0)
     first = client.get_query_results(job["id"], "", 2)
     assert first["number_of_records"] == 2 and first["locator"]
@@ -153,8 +152,9 @@ def test_query_all_job_includes_deleted_records_and_download_writes_files(salesf
     [inserted] = sf.bulk2.Account.insert(records=[{"Name": f"{prefix} kept"}, {"Name": f"{prefix} gone"}], wait=0)
     ids = {row["Name"]: row["sf__Id"] for row in rows(sf.bulk2.Account.get_successful_records(inserted["job_id"]))}
     sf.bulk2.Account.delete(records=[{"Id": ids[f"{prefix} gone"]}], wait=0)
-    soql = f"SELECT Name, IsDeleted FROM Account WHERE Name LIKE '{prefix}%' ORDER BY Name"
-    every = [row for page in sf.bulk2.Account.query_all(soql, wait=0) for row in rows(page)]
+    soql = f"SELECT Name, IsDeleted FROM Account WHERE Name LIKE '{prefix}%'"
+    every = sorted((row for page in sf.bulk2.Account.query_all(soql, wait=0) for row in rows(page)),
+                   key=lambda row: row["Name"])
     assert every == [{"Name": f"{prefix} gone", "IsDeleted": "true"}, {"Name": f"{prefix} kept", "IsDeleted": "false"}]
     results = sf.bulk2.Account.download(soql, str(tmp_path), max_records=1, wait=0)
     assert [result["number_of_records"] for result in results] == [1]
@@ -169,6 +169,16 @@ def test_malformed_query_job_is_refused_at_creation(salesforce_client):
                                    json={"operation": "query", "query": "SELECT Nope FROM Account"})
     assert response.status_code == 400
     assert response.json()[0]["errorCode"] == "INVALID_FIELD"
+
+
+def test_order_by_in_a_query_job_is_refused(salesforce_client):
+    # Salesforce documents ORDER BY as unsupported in Bulk API 2.0 queries: it disables PK chunking.
+    sf = salesforce_client
+    client = sf.bulk2.Account._client
+    response = client.session.post(f"{sf.bulk2_url}query", headers=client.headers,
+                                   json={"operation": "queryAll", "query": "SELECT Id FROM Account ORDER BY Id"})
+    assert response.status_code == 400
+    assert "ORDER BY" in response.json()[0]["message"] and "PK chunking" in response.json()[0]["message"]
 
 
 def test_a_job_closed_without_data_fails_and_says_so(salesforce_client):

@@ -9,8 +9,11 @@
   Transient failures (connection refused or dropped, SMTP 4xx, Slack 429/5xx) are retried a bounded
   number of times with a growing pause; what still fails raises ChannelError naming the recipient or
   webhook and quoting the server's answer. Secrets (passwords, the webhook token) never appear in it.
-- `status_change_message(rows)` and `daily_digest_message(warehouse_url, run_date)` build Slack payloads
-  (`{"text": …, "blocks": […]}`) from marts.fct_health_scores and the run summary's queries.
+- `status_change_message(rows)` builds the Slack payload (`{"text": …, "blocks": […]}`) of the day's status
+  changes; every name in it, the notification text included, is escaped (a company called `<!channel>`
+  pings nobody).
+- `ChannelSenders` is what the playbooks, the digest and the killswitch send through: Salesforce by the
+  platform's writer, e-mail and Slack by the functions above.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from psycopg.rows import dict_row
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from csops import settings
-from csops.summary import HEALTH_STATUSES, active_signals, health_of_the_day, latest_revenue, percent
+from csops.summary import HEALTH_STATUSES
 
 log = logging.getLogger(__name__)
 
@@ -191,11 +194,12 @@ def _smtp_error(error: Exception, recipients: list[str]) -> ChannelError | None:
 
 
 def send_email(to: str | Iterable[str], rendered: RenderedEmail, conn_id: str = settings.SMTP_CONN_ID, *,
-               from_email: str | None = None) -> None:
+               from_email: str | None = None, reply_to: str | None = None) -> None:
     """Send `rendered` to `to` through the SMTP server of Airflow connection `conn_id`.
 
     The sender is `from_email`, else settings.mail_from() (CS_MAIL_FROM), else the connection's
-    `from_email` extra. The subject and body travel as UTF-8 (the subject RFC 2047-encoded)."""
+    `from_email` extra; replies go to `reply_to` (the company's CSM) when given, else to the sender. The
+    subject and body travel as UTF-8 (the subject RFC 2047-encoded)."""
     from airflow.providers.smtp.hooks.smtp import SmtpHook
 
     recipients = [to] if isinstance(to, str) else list(to)
@@ -204,13 +208,15 @@ def send_email(to: str | Iterable[str], rendered: RenderedEmail, conn_id: str = 
     for address in recipients:
         _header_address(address)
     sender = from_email or settings.mail_from()
+    headers = {"Reply-To": _header_address(reply_to)} if reply_to else None
     what = f"E-mail {rendered.subject!r} to {', '.join(recipients)} (connection {conn_id})"
 
     def attempt() -> None:
         try:
             with SmtpHook(smtp_conn_id=conn_id) as hook:
                 hook.send_email_smtp(to=recipients, subject=rendered.subject, html_content=rendered.body_html,
-                                     from_email=_header_address(sender) if sender else None, mime_charset="utf-8")
+                                     from_email=_header_address(sender) if sender else None, mime_charset="utf-8",
+                                     custom_headers=headers)
         except Exception as error:
             failure = _smtp_error(error, recipients)
             if failure is None:
@@ -308,40 +314,53 @@ def status_change_message(rows: Iterable[Mapping]) -> dict:
     if len(rows) > MAX_LISTED_COMPANIES:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": (
             f"ほか {len(rows) - MAX_LISTED_COMPANIES}社（一覧は marts.fct_health_scores の status_transition）")}]})
-    listed = ", ".join(f"{row.get('company_name') or row.get('company_id')} {'→'.join(_transition(row))}"
-                       for row in rows[:5])
+    listed = ", ".join(f"{_mrkdwn(row.get('company_name') or row.get('company_id'))} "
+                       f"{_mrkdwn('→'.join(_transition(row)))}" for row in rows[:5])
     return {"text": f"{title}: {listed}{' ほか' if len(rows) > 5 else ''}", "blocks": blocks}
 
 
-def daily_digest_message(warehouse_url: str, run_date: date) -> dict:
-    """A Slack payload for the day: the health mix and its changes, active signals, and the latest NRR."""
-    with psycopg.connect(warehouse_url, row_factory=dict_row) as connection:
-        health = health_of_the_day(connection, run_date)
-        signals = active_signals(connection, run_date)
-        revenue = latest_revenue(connection, run_date)
-    lines = []
-    if health:
-        total = sum(health["statuses"].values())
-        mix = " / ".join(f"{STATUS_ICONS[status]} {status} {health['statuses'].get(status, 0):,} "
-                         f"({health['statuses'].get(status, 0) / total:.0%})" for status in HEALTH_STATUSES)
-        changes = ", ".join(f"{transition} {count}" for transition, count in health["transitions"].items())
-        lines += [f"*ヘルス* ({total:,}社): {mix}", f"*ステータス変化*: {changes or 'なし'}"]
-    else:
-        lines.append(f"*ヘルス*: {run_date} のスコアがありません")
-    kinds = {"risk": "リスク", "expansion": "拡大"}
-    if signals:
-        counts = "; ".join(f"{kinds.get(kind, kind)} {sum(keys.values())} ("
-                           + ", ".join(f"{key} {count}" for key, count in keys.items()) + ")"
-                           for kind, keys in signals.items())
-        lines.append(f"*アクティブなシグナル*: {sum(sum(keys.values()) for keys in signals.values())}件 — {counts}")
-    else:
-        lines.append("*アクティブなシグナル*: なし")
-    if revenue:
-        lines.append(f"*NRR* {revenue['month_start']:%Y-%m}: {percent(revenue['nrr'])}"
-                     f"（直近12か月 {percent(revenue['nrr_t12m'])}）, MRR ¥{revenue['closing_mrr']:,.0f}")
-    else:
-        lines.append("*NRR*: 売上データがありません")
-    title = f"CS デイリーダイジェスト {run_date}"
-    return {"text": f"{title}: " + " | ".join(line.replace("*", "") for line in lines),
-            "blocks": [{"type": "header", "text": {"type": "plain_text", "text": title}},
-                       {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}]}
+# --- the channels a firing goes out through ------------------------------------------------------------
+
+class ChannelSenders:
+    """The real channels: Salesforce through the platform's writer (`sf`, a logged-in simple-salesforce
+    client), e-mail and Slack through Airflow's `smtp_default` and `slack_default` connections."""
+
+    FIRING_KEY_FIELD = "Playbook_Firing_Key__c"
+
+    def __init__(self, sf=None) -> None:
+        self.sf = sf
+
+    def upsert(self, object_name: str, records: list[dict]) -> dict[str, tuple[bool, str]]:
+        from csops.activation.salesforce_writer import WriteError, upsert
+
+        try:
+            outcomes = upsert(self.sf, object_name, self.FIRING_KEY_FIELD, records).outcomes
+        except WriteError as error:  # what was answered before the call that failed; the rest is unknown
+            log.error("Salesforce %s upsert stopped: %s", object_name, error)
+            outcomes = error.result.outcomes
+        return {outcome.key: (True, outcome.record_id or "") if outcome.success
+                else (False, f"{outcome.error_code}: {outcome.message}") for outcome in outcomes}
+
+    def find(self, object_name: str, firing_keys: list[str]) -> dict[str, str]:
+        found = {}
+        for start in range(0, len(firing_keys), 200):
+            keys = ", ".join("'" + key.replace("\\", "\\\\").replace("'", "\\'") + "'"
+                             for key in firing_keys[start:start + 200])
+            result = self.sf.query_all(f"SELECT Id, {self.FIRING_KEY_FIELD} FROM {object_name} "
+                                       f"WHERE {self.FIRING_KEY_FIELD} IN ({keys})", include_deleted=True)
+            found.update({record[self.FIRING_KEY_FIELD]: record["Id"] for record in result["records"]})
+        return found
+
+    def send_email(self, to: str, template_key: str, context: dict, reply_to: str | None = None) -> None:
+        send_email(to, render_email(template_key, context), reply_to=reply_to)
+
+    def post_status_changes(self, rows: list[dict]) -> None:
+        post_slack(**status_change_message(rows))
+
+    def post_digest(self, digest: dict) -> None:
+        from csops.activation.digest import digest_message
+
+        post_slack(**digest_message(digest))
+
+    def post_alert(self, text: str) -> None:
+        post_slack(_mrkdwn(text))

@@ -1,92 +1,58 @@
 """Playbooks: turn the day's firing candidates into CSM tasks, Opportunity drafts, e-mails and Slack lines,
-once each, and record every firing in the ledger `ops.playbook_firings`.
+at most once each, and record every firing in the ledger `ops.playbook_firings` (csops.activation.ledger).
 
 The candidates come from the dbt model `activation.playbook_candidates` (one row per company and playbook
-whose trigger holds on the run date). Here each one is checked against the ledger before anything goes out:
+whose trigger holds on the run date). Each one is checked against the ledger before anything goes out:
 
 - **one firing per company, playbook and date**: the firing key `company|playbook|date` is the ledger's key
-  (and the Salesforce Task's or Opportunity's `Playbook_Firing_Key__c`); a key already sent or created is
-  never fired again, so re-running a date fires nothing new;
-- **cooldown**: no second firing of a playbook for a company within `cooldown_days` of its last successful
-  one (by run date, before or after: a backfill respects later firings too);
+  (and the Salesforce Task's or Opportunity's `Playbook_Firing_Key__c`);
+- **claimed before it acts**: a firing is sent only by the run that claimed it, and its outcome is recorded
+  right after its own send; a firing whose process died is `unknown` and never sent again by itself (a
+  Salesforce record is looked up by its firing key instead; an e-mail or Slack line waits for a person);
+- **cooldown**: no second firing of a playbook for a company within `cooldown_days` of one that may have
+  reached someone (sent, created, or unknown), by run date, before or after;
 - **sequences** (the onboarding e-mails): a company gets the next step not yet sent since the trigger
   started, one step per date, no sooner than the previous step's `cooldown_days` after it;
 - **recipient**: a candidate with nobody to send to is recorded `skipped_no_recipient`;
-- **dry run**: everything is decided and recorded as `dry_run`; nothing is sent;
-- **killswitch**: before anything is sent, the inputs are checked (every source loaded for the run date, the
-  day's dbt build without failures, not more than a share of the companies firing at once); if any check
-  fails, nothing is written back or fired, the firings are recorded `stopped` and the ops team is alerted.
+- **dry run**: everything is decided and recorded as `dry_run`; nothing is sent.
 
-Outcomes: sent (e-mail, Slack), created (Salesforce), dry_run, skipped_cooldown, skipped_no_recipient,
-failed (the channel refused it; a re-run tries again), stopped (by the killswitch; a re-run tries again).
+Whether the date may fire at all is the killswitch's decision (csops.activation.killswitch).
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg.rows import dict_row
 
-from csops import settings
-from csops.summary import dbt_failures, dbt_results, table_exists
+from csops.activation.ledger import (
+    Firing,
+    activation_lock,
+    claim,
+    ensure_ledger,
+    mark_unknown,
+    maybe_fired,
+    reclaim,
+    record_decisions,
+    record_outcome,
+    unknown_firings,
+)
+from csops.summary import table_exists
 
 log = logging.getLogger(__name__)
 
 CANDIDATES_TABLE = "activation.playbook_candidates"
-LEDGER_TABLE = "ops.playbook_firings"
-SUCCESS = ("sent", "created")
-OUTCOMES = (*SUCCESS, "dry_run", "skipped_cooldown", "skipped_no_recipient", "failed", "stopped")
-# The loads whose freshness the killswitch checks (CSV files in the inbox are a manual path, not a source).
-SOURCES = ("nexpro", "salesforce", "board")
 SALESFORCE_OBJECT = {"salesforce_task": "Task", "opportunity_draft": "Opportunity"}
 FIRING_KEY_FIELD = "Playbook_Firing_Key__c"
-# Firings of the whole day rather than of one company: the managers' digest and the killswitch's alert.
-DIGEST_PLAYBOOK = "daily_digest"
-ALERT_PLAYBOOK = "killswitch_alert"
-
-LEDGER_DDL = f"""
-create schema if not exists ops;
-create table if not exists {LEDGER_TABLE} (
-    firing_key      text primary key,
-    company_id      text,
-    playbook_key    text not null,
-    run_date        date not null,
-    action          text not null,
-    outcome         text not null check (outcome in ({", ".join(f"'{outcome}'" for outcome in OUTCOMES)})),
-    detail          text,
-    target          text,
-    airflow_run_id  text,
-    attempts        integer not null default 1,
-    first_at        timestamptz not null default now(),
-    at              timestamptz not null default now()
-);
-create index if not exists playbook_firings_by_company on {LEDGER_TABLE} (company_id, playbook_key, run_date);
-create index if not exists playbook_firings_by_date on {LEDGER_TABLE} (run_date);
-"""
 
 
 class CandidatesError(RuntimeError):
     """The candidates table is missing or was built for another date."""
-
-
-@dataclass
-class Firing:
-    """One firing's result, as the ledger records it."""
-
-    firing_key: str
-    company_id: str | None
-    playbook_key: str
-    run_date: date
-    action: str
-    outcome: str
-    detail: str | None = None
-    target: str | None = None
 
 
 @dataclass
@@ -99,20 +65,22 @@ class Plan:
     already_fired: int = 0
     companies_scored: int = 0
 
-    def companies_newly_firing(self) -> set[str]:
-        """The companies a firing goes to because of something that started on the run date (a status
-        entered, a status change, a signal that started that day)."""
-        return {candidate["company_id"] for candidate in self.to_fire
-                if candidate["trigger_started_on"] == self.run_date}
+    def companies_firing(self) -> set[str]:
+        """The companies something would go to on the run date, standing conditions included."""
+        return {candidate["company_id"] for candidate in self.to_fire if candidate["company_id"]}
 
 
 class Senders(Protocol):
     """The channels a firing goes out through: Salesforce, e-mail and Slack."""
 
-    def upsert(self, object_name: str, records: list[dict]) -> list[tuple[bool, str]]:
-        """Upsert `records` by Playbook_Firing_Key__c; per record (succeeded, the record id or the error)."""
+    def upsert(self, object_name: str, records: list[dict]) -> dict[str, tuple[bool, str]]:
+        """Upsert `records` by Playbook_Firing_Key__c. Per firing key Salesforce answered: (succeeded, the
+        record id or the error). A record missing from the answer may or may not have been written."""
 
-    def send_email(self, to: str, template_key: str, context: dict) -> None:
+    def find(self, object_name: str, firing_keys: list[str]) -> dict[str, str]:
+        """The records of `object_name` carrying these firing keys (deleted ones too): firing key -> Id."""
+
+    def send_email(self, to: str, template_key: str, context: dict, reply_to: str | None = None) -> None:
         """Render the template for `context` and send it to `to`; raise on failure."""
 
     def post_status_changes(self, rows: list[dict]) -> None:
@@ -123,12 +91,6 @@ class Senders(Protocol):
 
     def post_alert(self, text: str) -> None:
         """Post an alert to Slack; raise on failure."""
-
-
-def ensure_ledger(connection: psycopg.Connection) -> None:
-    with connection.transaction():
-        connection.execute("select pg_advisory_xact_lock(hashtext('csops.ops_schema'))")
-        connection.execute(LEDGER_DDL)
 
 
 def read_candidates(connection: psycopg.Connection, run_date: date) -> list[dict]:
@@ -144,17 +106,6 @@ def read_candidates(connection: psycopg.Connection, run_date: date) -> list[dict
             f"run cs_daily for {run_date} first (it rebuilds the candidates), then the activation for that date")
     return connection.cursor(row_factory=dict_row).execute(
         f"select * from {CANDIDATES_TABLE} order by company_id, playbook_key").fetchall()
-
-
-def successful_firings(connection: psycopg.Connection, company_ids: list[str]) -> dict[tuple[str, str], list[date]]:
-    """(company, playbook) -> the run dates it was sent or created for, from the ledger."""
-    fired = defaultdict(list)
-    for company_id, playbook_key, run_date in connection.execute(
-            f"select company_id, playbook_key, run_date from {LEDGER_TABLE} "
-            f"where outcome in ('sent', 'created') and company_id = any(%s) order by run_date",
-            (company_ids,)).fetchall():
-        fired[(company_id, playbook_key)].append(run_date)
-    return fired
 
 
 def skipped(candidate: dict, outcome: str, detail: str) -> Firing:
@@ -216,7 +167,7 @@ def plan_firings(connection: psycopg.Connection, run_date: date) -> Plan:
         plan.companies_scored = connection.execute(
             "select count(distinct company_id) from marts.fct_health_scores where score_date = %s",
             (run_date,)).fetchone()[0]
-    fired = successful_firings(connection, sorted({candidate["company_id"] for candidate in candidates}))
+    fired = maybe_fired(connection, sorted({candidate["company_id"] for candidate in candidates}))
     single = []
     for candidate in candidates:
         if run_date in fired.get((candidate["company_id"], candidate["playbook_key"]), []):
@@ -236,120 +187,6 @@ def plan_firings(connection: psycopg.Connection, run_date: date) -> Plan:
             plan.to_fire.append(candidate)
     plan.to_fire.sort(key=lambda candidate: candidate["firing_key"])
     return plan
-
-
-def activation_run_date(requested: str | None, events, logical_date, run_after) -> tuple[date, str | None]:
-    """The business date an activation run acts on, and the cs_daily run that built it (if known).
-
-    A date asked for (the `run_date` param) first; else the date the cs_daily run that updated the marts
-    computed (the triggering Asset events' source run: the same rule, `run_date_for` of its logical date);
-    else the rule applied to this run's own logical date (or the moment it was triggered)."""
-    if requested:
-        return date.fromisoformat(requested), None
-    for event in events:
-        source = event.source_dag_run
-        if source is not None:
-            moment = source.logical_date or source.run_after
-            return date.fromisoformat(settings.run_date_for(moment)), event.source_run_id
-    return date.fromisoformat(settings.run_date_for(logical_date or run_after)), None
-
-
-def business_day_end(run_date: date) -> datetime:
-    """Midnight at the end of `run_date` in Tokyo: a load finished after it has the whole day."""
-    return datetime.combine(run_date + timedelta(days=1), time(0), ZoneInfo(settings.BUSINESS_TIMEZONE))
-
-
-def stale_sources(connection: psycopg.Connection, run_date: date) -> list[str]:
-    """Tables of the sources whose last successful load finished before the run date ended (so the day's data
-    is not all in), or that never loaded, from ops.extract_runs."""
-    if not table_exists(connection, "ops.extract_runs"):
-        return ["no load is recorded (ops.extract_runs does not exist): run cs_daily first"]
-    rows = connection.execute(
-        """
-        select source_name, table_name, max(finished_at) filter (where status = 'succeeded') as last_loaded
-        from ops.extract_runs where source_name = any(%s)
-        group by source_name, table_name
-        having max(finished_at) filter (where status = 'succeeded') is null
-            or max(finished_at) filter (where status = 'succeeded') < %s
-        order by source_name, table_name
-        """, (list(SOURCES), business_day_end(run_date))).fetchall()
-    tokyo = ZoneInfo(settings.BUSINESS_TIMEZONE)
-    return [f"{source}.{table} " + (f"last loaded {last.astimezone(tokyo):%Y-%m-%d %H:%M} Tokyo time, before "
-                                    f"{run_date} ended" if last else "never loaded successfully")
-            for source, table, last in rows]
-
-
-def daily_build_run_id(connection: psycopg.Connection, run_date: date) -> str | None:
-    """The Airflow run of cs_daily that last built `run_date` (its dbt results in ops.dbt_node_results)."""
-    if not table_exists(connection, "ops.dbt_node_results"):
-        return None
-    row = connection.execute(
-        "select airflow_run_id from ops.dbt_node_results where run_date = %s and resource_type <> 'source' "
-        "order by recorded_at desc limit 1", (run_date,)).fetchone()
-    return row[0] if row else None
-
-
-def killswitch_reasons(connection: psycopg.Connection, plan: Plan, max_share: float,
-                       daily_run_id: str | None = None) -> list[str]:
-    """Why the day's inputs look broken, or [] when they look sound.
-
-    A source not loaded for the run date; a failed model or test in the day's dbt build (`daily_run_id`, or
-    the latest build of the date); more than `max_share` of the companies scored that day firing at once
-    because of something that started that day (a sudden change: a bad load turning half the customers Red).
-    Standing conditions (a company Red for a month) are not sudden and do not count."""
-    reasons = [f"stale source: {table}" for table in stale_sources(connection, plan.run_date)]
-    run_id = daily_run_id or daily_build_run_id(connection, plan.run_date)
-    if run_id is None:
-        reasons.append(f"no dbt build is recorded for {plan.run_date} (ops.dbt_node_results): run cs_daily first")
-    else:
-        failed = dbt_failures(dbt_results(connection, run_id))
-        if failed:
-            reasons.append(f"{len(failed)} dbt model(s)/test(s) failed in cs_daily run {run_id}: "
-                           + ", ".join(failure["what"] for failure in failed[:10])
-                           + (", ..." if len(failed) > 10 else ""))
-    if plan.companies_scored == 0:
-        reasons.append(f"no company is scored on {plan.run_date} (marts.fct_health_scores)")
-    else:
-        firing = len(plan.companies_newly_firing())
-        if firing / plan.companies_scored > max_share:
-            reasons.append(f"mass firing: {firing} of {plan.companies_scored} companies "
-                           f"({firing / plan.companies_scored:.0%}) would get a playbook at once for something "
-                           f"that started on {plan.run_date}, above the limit of {max_share:.0%} "
-                           f"(CS_ACTIVATION_MAX_FIRING_SHARE)")
-    return reasons
-
-
-def record(connection: psycopg.Connection, firings: list[Firing], run_id: str | None) -> None:
-    """Write the firings to the ledger. A firing already sent or created keeps its row; any other outcome
-    (a dry run, a skip, a failure, a stop) is replaced by the new one."""
-    if not firings:
-        return
-    ensure_ledger(connection)
-    with connection.transaction(), connection.cursor() as cursor:
-        cursor.executemany(
-            f"""
-            insert into {LEDGER_TABLE} (firing_key, company_id, playbook_key, run_date, action, outcome, detail,
-                target, airflow_run_id)
-            values (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-            on conflict (firing_key) do update set outcome = excluded.outcome, detail = excluded.detail,
-                target = excluded.target, airflow_run_id = excluded.airflow_run_id,
-                attempts = {LEDGER_TABLE}.attempts + 1, at = now()
-            where {LEDGER_TABLE}.outcome not in ('sent', 'created')
-            """,
-            [(f.firing_key, f.company_id, f.playbook_key, f.run_date, f.action, f.outcome, f.detail, f.target,
-              run_id) for f in firings])
-
-
-def day_firing(playbook_key: str, run_date: date, action: str, outcome: str, detail: str | None = None,
-               target: str | None = None) -> Firing:
-    """A firing of the whole day (the digest, the killswitch alert): one per date."""
-    return Firing(f"{playbook_key}|{run_date}", None, playbook_key, run_date, action, outcome, detail, target)
-
-
-def already_sent(connection: psycopg.Connection, firing_key: str) -> bool:
-    ensure_ledger(connection)
-    row = connection.execute(f"select outcome from {LEDGER_TABLE} where firing_key = %s", (firing_key,)).fetchone()
-    return bool(row) and row[0] in SUCCESS
 
 
 def task_record(candidate: dict) -> dict:
@@ -393,215 +230,159 @@ def status_change_row(candidate: dict) -> dict:
             "total_score": candidate["total_score"], "score_date": candidate["run_date"]}
 
 
-def fire(candidates: list[dict], senders: Senders, dry_run: bool) -> list[Firing]:
-    """Send the candidates through their channels (or, in a dry run, only say they would go)."""
-    def firing(candidate: dict, outcome: str, detail: str | None = None, target: str | None = None) -> Firing:
-        return Firing(candidate["firing_key"], candidate["company_id"], candidate["playbook_key"],
-                      candidate["run_date"], candidate["action"], outcome, detail, target)
-
-    if dry_run:
-        return [firing(candidate, "dry_run", "dry run: nothing was sent", recipient(candidate))
-                for candidate in candidates]
-    firings = []
-    for action, object_name in SALESFORCE_OBJECT.items():
-        batch = [candidate for candidate in candidates if candidate["action"] == action]
-        if not batch:
-            continue
-        records = [task_record(c) if action == "salesforce_task" else opportunity_record(c) for c in batch]
-        try:
-            results = senders.upsert(object_name, records)
-        except Exception as error:  # the whole batch failed: each firing says why; a re-run tries again
-            log.exception("Salesforce %s upsert failed", object_name)
-            results = [(False, f"{type(error).__name__}: {error}")] * len(batch)
-        for candidate, (succeeded, answer) in zip(batch, results, strict=True):
-            firings.append(firing(candidate, "created", f"{object_name} {answer}", answer) if succeeded
-                           else firing(candidate, "failed", f"Salesforce refused the {object_name}: {answer}"))
-    for candidate in (c for c in candidates if c["action"] == "email"):
-        try:
-            senders.send_email(candidate["contact_email"], candidate["email_template"], email_context(candidate))
-            firings.append(firing(candidate, "sent", f"e-mail {candidate['email_template']}",
-                                  candidate["contact_email"]))
-        except Exception as error:
-            log.exception("e-mail %s to %s failed", candidate["email_template"], candidate["contact_email"])
-            firings.append(firing(candidate, "failed", f"e-mail not sent: {type(error).__name__}: {error}"))
-    changes = [candidate for candidate in candidates if candidate["action"] == "slack"]
-    if changes:
-        try:
-            senders.post_status_changes([status_change_row(candidate) for candidate in changes])
-            firings += [firing(candidate, "sent", f"Slack: {candidate['status_transition']}", "slack")
-                        for candidate in changes]
-        except Exception as error:
-            log.exception("Slack status changes failed")
-            firings += [firing(candidate, "failed", f"Slack post failed: {type(error).__name__}: {error}")
-                        for candidate in changes]
-    return firings
-
-
 def recipient(candidate: dict) -> str | None:
     """Who a firing goes to: the CSM (Salesforce), the key contact (e-mail), or Slack."""
     return {"email": candidate["contact_email"], "slack": "slack"}.get(candidate["action"],
                                                                       candidate["csm_user_id"])
 
 
-@dataclass
-class Verdict:
-    """The killswitch's answer for a date."""
-
-    run_date: date
-    reasons: list[str]
-    overridden: bool = False
-
-    @property
-    def tripped(self) -> bool:
-        return bool(self.reasons) and not self.overridden
-
-    def as_dict(self) -> dict:
-        return {"run_date": self.run_date.isoformat(), "reasons": self.reasons, "overridden": self.overridden,
-                "tripped": self.tripped}
 
 
-def check_and_stop(connection: psycopg.Connection, senders: Senders, run_date: date, *, dry_run: bool,
-                   max_share: float, run_id: str | None = None, daily_run_id: str | None = None,
-                   override: bool = False) -> Verdict:
-    """The killswitch: check the day's inputs. When they look broken (and no one overrode it), record every
-    firing that would have gone out as `stopped` and alert the ops team (Slack and the `killswitch_alert`
-    e-mail to the ops address) once per date; in a dry run, alert no one."""
-    plan = plan_firings(connection, run_date)
-    verdict = Verdict(run_date, killswitch_reasons(connection, plan, max_share, daily_run_id), override)
-    if not verdict.reasons:
-        return verdict
-    if verdict.overridden:
-        log.warning("killswitch overridden for %s: %s", run_date, "; ".join(verdict.reasons))
-        return verdict
-    detail = "stopped by the killswitch: " + "; ".join(verdict.reasons)
-    record(connection, [Firing(c["firing_key"], c["company_id"], c["playbook_key"], run_date, c["action"],
-                               "stopped", detail, recipient(c)) for c in plan.to_fire], run_id)
-    log.error("killswitch: nothing is written back or fired for %s: %s", run_date, "; ".join(verdict.reasons))
-    alert_key = f"{ALERT_PLAYBOOK}|{run_date}"
-    if dry_run:
-        record(connection, [day_firing(ALERT_PLAYBOOK, run_date, "slack", "dry_run", detail)], run_id)
-    elif not already_sent(connection, alert_key):
-        text = (f"Activation stopped for {run_date}: nothing was written back to Salesforce and no playbook fired "
-                f"({len(plan.to_fire)} firing(s) held). Why: " + "; ".join(verdict.reasons))
-        companies = len({candidate["company_id"] for candidate in plan.to_fire})
-        alert = {"reasons": verdict.reasons, "held_firings": len(plan.to_fire), "companies": companies,
-                 "run_date": run_date.isoformat()}
-        problems = []
-        for channel, send in (("Slack", lambda: senders.post_alert(text)),
-                              ("e-mail", lambda: senders.send_email(settings.activation_ops_email(),
-                                                                    ALERT_PLAYBOOK, alert))):
-            try:
-                send()
-            except Exception as error:
-                log.exception("killswitch alert by %s failed", channel)
-                problems.append(f"{channel}: {type(error).__name__}: {error}")
-        record(connection, [day_firing(ALERT_PLAYBOOK, run_date, "slack", "failed" if problems else "sent",
-                                       "; ".join(problems) or detail, settings.activation_ops_email())], run_id)
-    return verdict
+def firing_of(candidate: dict, outcome: str = "claimed", detail: str | None = None) -> Firing:
+    return Firing(candidate["firing_key"], candidate["company_id"], candidate["playbook_key"], candidate["run_date"],
+                  candidate["action"], outcome, detail, recipient(candidate))
+
+
+def settle_unknown(connection: psycopg.Connection, senders: Senders, run_date: date, run_id: str | None) -> int:
+    """Before the date fires again: firings a dead process left `claimed` become `unknown`; an unknown
+    Salesforce record is looked up by its firing key (found: `created`; absent: claimed by this run, so that it
+    is sent). Returns how many e-mails and Slack lines stay unknown, for a person to decide."""
+    died = mark_unknown(connection, run_date)
+    if died:
+        log.warning("%d firing(s) of %s were claimed by a process that stopped before recording an outcome: "
+                    "now unknown", died, run_date)
+    unknown = unknown_firings(connection, run_date)
+    for action, object_name in SALESFORCE_OBJECT.items():
+        keys = [row["firing_key"] for row in unknown if row["action"] == action]
+        if not keys:
+            continue
+        found = senders.find(object_name, keys)
+        record_outcome(connection, [Firing(key, None, "", run_date, action, "created",
+                                           f"{object_name} {found[key]} (found by its firing key after a lost "
+                                           f"answer)", found[key])
+                                    for key in reclaim(connection, sorted(found), run_id, "looking up")], run_id)
+        absent = [key for key in keys if key not in found]
+        record_outcome(connection, [Firing(key, None, "", run_date, action, "failed",
+                                           f"no {object_name} carries this firing key after a lost answer: "
+                                           f"it is sent again") for key in reclaim(connection, absent, run_id,
+                                                                                    "looking up")], run_id)
+    return sum(row["action"] not in SALESFORCE_OBJECT for row in unknown_firings(connection, run_date))
+
+
+def fire(connection: psycopg.Connection, senders: Senders, candidates: list[dict], run_id: str | None, *,
+         claimed: bool = False) -> list[Firing]:
+    """Send each candidate through its channel: claimed in the ledger right before its own send (a Salesforce
+    batch, one e-mail, the day's Slack post), its outcome recorded right after. A candidate another run holds
+    (claimed, sent, created, unknown) is left alone. `claimed`: this run holds the claims already."""
+    firings = []
+
+    def owned(group: list[dict]) -> list[dict]:
+        if claimed:
+            return group
+        keys = claim(connection, [firing_of(candidate) for candidate in group], run_id)
+        return [candidate for candidate in group if candidate["firing_key"] in keys]
+
+    def done(candidate_firings: list[Firing]) -> None:
+        record_outcome(connection, candidate_firings, run_id)
+        firings.extend(candidate_firings)
+
+    for action, object_name in SALESFORCE_OBJECT.items():
+        if batch := owned([candidate for candidate in candidates if candidate["action"] == action]):
+            done(upsert_firings(senders, object_name, batch))
+    for candidate in (c for c in candidates if c["action"] == "email"):
+        if not owned([candidate]):
+            continue
+        try:
+            senders.send_email(candidate["contact_email"], candidate["email_template"], email_context(candidate),
+                               reply_to=candidate["csm_email"])
+            done([firing_of(candidate, "sent", f"e-mail {candidate['email_template']}")])
+        except Exception as error:
+            log.exception("e-mail %s to %s failed", candidate["email_template"], candidate["contact_email"])
+            done([firing_of(candidate, "failed", f"e-mail not sent: {type(error).__name__}: {error}")])
+    if changes := owned([candidate for candidate in candidates if candidate["action"] == "slack"]):
+        try:
+            senders.post_status_changes([status_change_row(candidate) for candidate in changes])
+            done([firing_of(candidate, "sent", f"Slack: {candidate['status_transition']}") for candidate in changes])
+        except Exception as error:
+            log.exception("Slack status changes failed")
+            done([firing_of(candidate, "failed", f"Slack post failed: {type(error).__name__}: {error}")
+                  for candidate in changes])
+    return firings
+
+
+def resend_unknown(connection: psycopg.Connection, senders: Senders, firing_keys: list[str],
+                   run_id: str | None = None) -> list[Firing]:
+    """Send again, on a person's word, e-mails and Slack lines whose fate is unknown (they checked that the
+    first one never arrived). Each key must be `unknown` and a candidate of the date the candidates table was
+    built for; anything else is refused naming the key, before anything is sent."""
+    ensure_ledger(connection)
+    rows = {row["firing_key"]: row for row in connection.cursor(row_factory=dict_row).execute(
+        "select firing_key, run_date, action, outcome from ops.playbook_firings where firing_key = any(%s)",
+        (firing_keys,)).fetchall()}
+    problems = [f"{key}: no such firing in ops.playbook_firings" for key in firing_keys if key not in rows]
+    problems += [f"{key}: its outcome is {row['outcome']}, not unknown (only an unknown firing is sent on request)"
+                 for key, row in rows.items() if row["outcome"] != "unknown"]
+    problems += [f"{key}: a Salesforce firing; the next activation of {row['run_date']} looks it up by its key "
+                 f"instead" for key, row in rows.items() if row["action"] in SALESFORCE_OBJECT]
+    dates = {row["run_date"] for row in rows.values()}
+    if len(dates) > 1:
+        problems.append(f"the firings are of several dates ({', '.join(map(str, sorted(dates)))}): one date at a time")
+    if problems:
+        raise ValueError("nothing was sent:\n  " + "\n  ".join(problems))
+    run_date = dates.pop()
+    candidates = {c["firing_key"]: c for c in read_candidates(connection, run_date)}
+    missing = [key for key in firing_keys if key not in candidates]
+    if missing:
+        raise ValueError(f"nothing was sent: {', '.join(missing)} no longer qualif(ies) on {run_date} "
+                         f"({CANDIDATES_TABLE}); nothing to send again")
+    with activation_lock(connection, run_date, "the re-send"):
+        owned = reclaim(connection, firing_keys, run_id, "sent again on request")
+        return fire(connection, senders, [candidates[key] for key in firing_keys if key in owned], run_id,
+                    claimed=True)
+
+
+def upsert_firings(senders: Senders, object_name: str, batch: list[dict]) -> list[Firing]:
+    """Upsert a batch of Tasks or Opportunity drafts; each firing's outcome from Salesforce's own answer for its
+    record: created, failed (refused, with the error), or unknown (no answer came back for it)."""
+    records = [task_record(c) if object_name == "Task" else opportunity_record(c) for c in batch]
+    try:
+        answers = senders.upsert(object_name, records)
+        lost = "Salesforce gave no answer for the record"
+    except Exception as error:  # no answer at all: whether any record was written is unknown
+        log.exception("Salesforce %s upsert failed", object_name)
+        answers, lost = {}, f"the call ended without an answer for the record ({type(error).__name__}: {error})"
+    firings = []
+    for candidate in batch:
+        answer = answers.get(candidate["firing_key"])
+        if answer is None:
+            firings.append(firing_of(candidate, "unknown", f"{lost}: looked up by its firing key next run"))
+        elif answer[0]:
+            firings.append(replace(firing_of(candidate, "created", f"{object_name} {answer[1]}"), target=answer[1]))
+        else:
+            firings.append(firing_of(candidate, "failed", f"Salesforce refused the {object_name}: {answer[1]}"))
+    return firings
 
 
 def run_playbooks(connection: psycopg.Connection, senders: Senders, run_date: date, *, dry_run: bool,
                   run_id: str | None = None) -> dict[str, int]:
-    """Fire the day's playbooks and record every firing; returns the count per outcome."""
-    plan = plan_firings(connection, run_date)
-    firings = plan.skipped + fire(plan.to_fire, senders, dry_run)
-    record(connection, firings, run_id)
-    counts = defaultdict(int)
-    for firing in firings:
-        counts[firing.outcome] += 1
+    """Fire the day's playbooks, one activation of the date at a time, and record every firing; returns the
+    count per outcome (`already_fired`: fired for the date before; `unknown`: the date's firings waiting for
+    a person)."""
+    ensure_ledger(connection)
+    with activation_lock(connection, run_date, "playbooks"):
+        settle_unknown(connection, senders, run_date, run_id)
+        plan = plan_firings(connection, run_date)
+        if dry_run:
+            firings = plan.skipped + [firing_of(candidate, "dry_run", "dry run: nothing was sent")
+                                      for candidate in plan.to_fire]
+            record_decisions(connection, firings, run_id)
+        else:
+            record_decisions(connection, plan.skipped, run_id)
+            firings = plan.skipped + fire(connection, senders, plan.to_fire, run_id)
+    counts = Counter(firing.outcome for firing in firings)
     counts["already_fired"] = plan.already_fired
+    unknown = sum(row["company_id"] is not None for row in unknown_firings(connection, run_date))
+    if unknown:
+        counts["unknown"] = unknown
     log.info("playbooks for %s: %s", run_date, dict(counts))
     return dict(counts)
-
-
-def day_outcomes(connection: psycopg.Connection, run_date: date) -> list[dict]:
-    """The ledger's firings of `run_date` per playbook, action and outcome (the day's own firings left out)."""
-    ensure_ledger(connection)
-    return connection.cursor(row_factory=dict_row).execute(
-        f"""
-        select playbook_key, action, outcome, count(*) as firings
-        from {LEDGER_TABLE} where run_date = %s and company_id is not null
-        group by playbook_key, action, outcome order by playbook_key, outcome
-        """, (run_date,)).fetchall()
-
-
-def post_digest(connection: psycopg.Connection, senders: Senders, run_date: date, *, dry_run: bool,
-                run_id: str | None = None) -> str:
-    """The CS managers' daily digest in Slack, once per date: the health mix, the day's status changes and
-    the playbooks fired. Returns the outcome recorded."""
-    key = f"{DIGEST_PLAYBOOK}|{run_date}"
-    if already_sent(connection, key):
-        return "already_sent"
-    digest = {"run_date": run_date.isoformat(), "firings": day_outcomes(connection, run_date)}
-    if table_exists(connection, "marts.fct_health_scores"):
-        digest["statuses"] = dict(connection.execute(
-            "select health_status, count(*) from marts.fct_health_scores where score_date = %s "
-            "group by health_status order by health_status", (run_date,)).fetchall())
-        digest["transitions"] = dict(connection.execute(
-            "select status_transition, count(*) from marts.fct_health_scores "
-            "where score_date = %s and status_transition is not null group by status_transition "
-            "order by count(*) desc, status_transition", (run_date,)).fetchall())
-    if dry_run:
-        outcome, detail = "dry_run", "dry run: the digest was not posted"
-    else:
-        try:
-            senders.post_digest(digest)
-            outcome, detail = "sent", "Slack digest"
-        except Exception as error:
-            log.exception("Slack digest failed")
-            outcome, detail = "failed", f"Slack post failed: {type(error).__name__}: {error}"
-    record(connection, [day_firing(DIGEST_PLAYBOOK, run_date, "slack", outcome, detail, "slack")], run_id)
-    return outcome
-
-
-class ChannelSenders:
-    """The real channels: Salesforce through the platform's writer (`sf`, a logged-in simple-salesforce
-    client), e-mail and Slack through Airflow's `smtp_default` and `slack_default` connections."""
-
-    def __init__(self, sf, warehouse_url: str) -> None:
-        self.sf = sf
-        self.warehouse_url = warehouse_url
-
-    def upsert(self, object_name: str, records: list[dict]) -> list[tuple[bool, str]]:
-        from csops.activation.salesforce_writer import upsert
-
-        result = upsert(self.sf, object_name, FIRING_KEY_FIELD, records)
-        outcomes = {outcome.key: outcome for outcome in result.outcomes}
-        answers = []
-        for record in records:
-            outcome = outcomes.get(record[FIRING_KEY_FIELD])
-            if outcome is None:
-                answers.append((False, "Salesforce gave no answer for the record"))
-            elif outcome.success:
-                answers.append((True, outcome.record_id or ""))
-            else:
-                answers.append((False, f"{outcome.error_code}: {outcome.message}"))
-        return answers
-
-    def send_email(self, to: str, template_key: str, context: dict) -> None:
-        from csops.activation.channels import render_email, send_email
-
-        send_email(to, render_email(template_key, context))
-
-    def post_status_changes(self, rows: list[dict]) -> None:
-        from csops.activation.channels import post_slack, status_change_message
-
-        post_slack(**status_change_message(rows))
-
-    def post_digest(self, digest: dict) -> None:
-        from csops.activation.channels import daily_digest_message, post_slack
-
-        message = daily_digest_message(self.warehouse_url, date.fromisoformat(digest["run_date"]))
-        fired = defaultdict(int)
-        for row in digest["firings"]:
-            fired[row["outcome"]] += row["firings"]
-        if fired:
-            line = "*プレイブック*: " + ", ".join(f"{outcome} {count}" for outcome, count in sorted(fired.items()))
-            message["blocks"] = [*message.get("blocks", []),
-                                 {"type": "section", "text": {"type": "mrkdwn", "text": line}}]
-        post_slack(**message)
-
-    def post_alert(self, text: str) -> None:
-        from csops.activation.channels import post_slack
-
-        post_slack(text)

@@ -19,6 +19,12 @@ Salesforce object, one row per record, columns named as the Salesforce fields (`
    rejection resolved; rejected ones are kept in `ops.sync_rejections` with Salesforce's error code and
    message, first and last seen, attempts. A call refused for good stops the write-back there; what was
    accepted before is in the ledger, so the next run sends only the rest.
+4. The session stops before a call would eat into the budget's reserve (the budget was read before, but
+   retries, Bulk status polls and other integrations spend it too): a clean stop, not an error. What was
+   answered is in the ledger and the rejections; a Bulk job left in Salesforce is remembered in
+   `ops.sync_bulk_jobs` with the values it holds. The next run first collects such jobs
+   (`salesforce_writer.collect_bulk_job`: a finished job's results go to the ledger, an unclosed one is
+   aborted, one still running holds its records back), then sends only what is still pending.
 
 Re-running a date sends nothing new: the ledger already holds what was accepted. To send an object again in
 full, `resend` makes the ledger forget it (docs/operations.md). `dry_run` computes what would be sent and calls
@@ -39,8 +45,9 @@ from psycopg.types.json import Jsonb
 from simple_salesforce import Salesforce
 
 from csops.activation import salesforce_writer
-from csops.activation.salesforce_writer import Budget, BudgetReserveReached, RecordOutcome, WriteError
+from csops.activation.salesforce_writer import Budget, BudgetReserveReached, BulkJob, RecordOutcome, WriteError
 from csops.extract.engine import ensure_schemas
+from csops.extract.salesforce import SalesforceApi
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +94,8 @@ class ObjectReport:
     method: str = "none"
     seconds: float = 0.0
     given_up: int = 0  # open rejections refused RETRY_LIMIT times with the values the model still holds
+    collected: int = 0  # records answered by a Bulk job an earlier run left in Salesforce (in accepted/rejected)
+    in_running_job: int = 0  # records held back: a Bulk job an earlier run left is still applying them
     error: str | None = None
 
 
@@ -100,7 +109,7 @@ class WritebackReport:
     objects: list[ObjectReport] = field(default_factory=list)
     budget: Budget | None = None
     budget_calls: int = 0  # the /limits read
-    stopped: str | None = None  # the budget refused: nothing was sent
+    stopped: str | None = None  # the budget's reserve was reached: before anything was sent, or midway
     error: str | None = None  # a call refused for good: the write-back stopped there
 
     @property
@@ -118,13 +127,14 @@ class WritebackReport:
                 "objects": [{"object": r.object_name, "considered": r.considered, "changed": r.changed,
                              "sent": r.sent, "accepted": r.accepted, "rejected": r.rejected, "retried": r.retried,
                              "api_calls": r.api_calls, "method": r.method, "seconds": round(r.seconds, 3),
-                             "given_up": r.given_up, "error": r.error} for r in self.objects]}
+                             "given_up": r.given_up, "collected": r.collected, "in_running_job": r.in_running_job,
+                             "error": r.error} for r in self.objects]}
 
     def lines(self) -> list[str]:
         """The report as text, one line per object (for the log and the run summary)."""
         head = f"Salesforce write-back for {self.run_date}{' (dry run)' if self.dry_run else ''}: "
         if self.stopped:
-            head += f"stopped by the API budget, nothing sent — {self.stopped}"
+            head += f"stopped by the API budget — {self.stopped}"
         elif self.error:
             head += f"stopped by an error — {self.error}"
         else:
@@ -134,6 +144,9 @@ class WritebackReport:
             f"({r.retried:,} retried), {r.accepted:>7,} accepted, {r.rejected:>5,} rejected, {r.api_calls:>3} "
             f"call(s) via {r.method}, {r.seconds:.1f}s"
             + (f", {r.given_up:,} refused {RETRY_LIMIT} times held back" if r.given_up else "")
+            + (f", {r.collected:,} answered by an earlier run's Bulk job" if r.collected else "")
+            + (f", {r.in_running_job:,} held back in an earlier run's Bulk job still running"
+               if r.in_running_job else "")
             + (f" — {r.error}" if r.error else "")
             for r in self.objects]
 
@@ -148,12 +161,13 @@ class Pending:
     was_rejected: bool
 
 
-def write_back(warehouse_url: str, sf: Salesforce | None, run_date: date | str, *, dry_run: bool = False,
-               run_id: str | None = None, objects: Sequence[SyncObject] = SYNC_OBJECTS,
+def write_back(warehouse_url: str, sf: Salesforce | SalesforceApi | None, run_date: date | str, *,
+               dry_run: bool = False, run_id: str | None = None, objects: Sequence[SyncObject] = SYNC_OBJECTS,
                bulk_threshold: int | None = None) -> WritebackReport:
     """Send to Salesforce what changed in the `activation` sync models since Salesforce last accepted it.
 
-    `sf` may be None for a dry run. The models must have been built for `run_date` (dbt with that run_date).
+    `sf` (a logged-in simple-salesforce client, or the extract's `SalesforceApi`) may be None for a dry run. The
+    models must have been built for `run_date` (dbt with that run_date).
     """
     run_date = date.fromisoformat(run_date) if isinstance(run_date, str) else run_date
     report = WritebackReport(run_date=run_date, run_id=run_id or f"writeback-{run_date.isoformat()}",
@@ -165,23 +179,35 @@ def write_back(warehouse_url: str, sf: Salesforce | None, run_date: date | str, 
             raise WritebackError("another write-back is running on this warehouse: nothing was sent; run again "
                                  "once it has finished")
         warehouse.execute("analyze ops.sync_ledger, ops.sync_rejections")
-        pending = {}
         for sync in objects:
             check_built_for(warehouse, sync, run_date)
-            object_report = ObjectReport(sync.object_name, sync.model)
-            pending[sync.object_name] = read_pending(warehouse, sync, object_report)
-            report.objects.append(object_report)
+            report.objects.append(ObjectReport(sync.object_name, sync.model))
+        api = None if sf is None else salesforce_writer.salesforce_api(sf)
+        held = {}
+        if not dry_run and has_left_jobs(warehouse, objects):
+            if api is None:
+                raise WritebackError("write_back needs a Salesforce client (sf) unless dry_run=True")
+            held = collect_left_jobs(warehouse, api, objects, report)
+            if not report.ok:
+                log.warning("\n".join(report.lines()))
+                return report
+        pending = {}
+        for sync, object_report in zip(objects, report.objects, strict=True):
+            rows = read_pending(warehouse, sync, object_report)
+            in_job = held.get(sync.object_name, set())
+            object_report.in_running_job = sum(1 for row in rows if row.key in in_job)
+            pending[sync.object_name] = [row for row in rows if row.key not in in_job]
         total = sum(len(rows) for rows in pending.values())
         if dry_run or total == 0:
             log.info("\n".join(report.lines()))
             return report
-        if sf is None:
+        if api is None:
             raise WritebackError("write_back needs a Salesforce client (sf) unless dry_run=True")
         calls = sum(salesforce_writer.estimate_calls(len(rows), bulk_threshold) for rows in pending.values())
         unsent = ", ".join(f"{name}: {len(rows):,} record(s)" for name, rows in pending.items() if rows)
         report.budget_calls = 1
         try:
-            report.budget = salesforce_writer.check_budget(sf, calls, unsent=unsent)
+            report.budget = salesforce_writer.check_budget(api, calls, unsent=unsent)
         except BudgetReserveReached as refused:
             report.budget, report.stopped = refused.budget, str(refused)
             log.warning("\n".join(report.lines()))
@@ -190,9 +216,12 @@ def write_back(warehouse_url: str, sf: Salesforce | None, run_date: date | str, 
             rows = pending[sync.object_name]
             if rows:
                 try:
-                    send(warehouse, sf, sync, rows, object_report, report, bulk_threshold)
+                    send(warehouse, api, sync, rows, object_report, report, bulk_threshold)
                 except WriteError as error:
-                    object_report.error = report.error = str(error)
+                    if error.stopped_by_budget:
+                        report.stopped = str(error)
+                    else:
+                        object_report.error = report.error = str(error)
                     break
     log.info("\n".join(report.lines()))
     return report
@@ -266,9 +295,12 @@ def read_pending(warehouse: psycopg.Connection, sync: SyncObject, report: Object
             for external_id, values_hash, record, was_rejected, _in_model in rows]
 
 
-def send(warehouse: psycopg.Connection, sf: Salesforce, sync: SyncObject, rows: list[Pending],
+def send(warehouse: psycopg.Connection, api: SalesforceApi, sync: SyncObject, rows: list[Pending],
          report: ObjectReport, run: WritebackReport, bulk_threshold: int | None) -> None:
-    """Upsert the pending rows, recording each call's outcomes in the ledger as they come."""
+    """Upsert the pending rows, recording each call's outcomes in the ledger as they come.
+
+    A write that stops early raises its `WriteError` once a Bulk job it left in Salesforce is remembered.
+    """
     started = time.monotonic()
     by_key = {row.key: row for row in rows}
     report.sent = len(rows)
@@ -279,17 +311,94 @@ def send(warehouse: psycopg.Connection, sf: Salesforce, sync: SyncObject, rows: 
         report.rejected += sum(1 for outcome in outcomes if not outcome.success)
 
     try:
-        result = salesforce_writer.upsert(sf, sync.object_name, sync.key_field, [row.record for row in rows],
+        result = salesforce_writer.upsert(api, sync.object_name, sync.key_field, [row.record for row in rows],
                                           bulk_threshold=bulk_threshold, on_outcomes=record)
     except WriteError as error:
-        report.method, report.api_calls = error.result.method, error.result.api_calls
+        report.method = error.result.method
+        report.api_calls += error.result.api_calls
+        job = error.result.open_job
+        in_closed_job = set(job.keys) if job is not None and job.closed else set()
+        report.sent = len(error.result.outcomes) + len(in_closed_job)
+        if job is not None:
+            remember_job(warehouse, job, by_key, run)
         raise
     finally:
         report.seconds = time.monotonic() - started
-    report.method, report.api_calls = result.method, result.api_calls
+    report.method = result.method
+    report.api_calls += result.api_calls
     for rejected in result.failed[:5]:
         log.warning("Salesforce %s %s rejected: %s %s", sync.object_name, rejected.key, rejected.error_code,
                     rejected.message)
+
+
+def remember_job(warehouse: psycopg.Connection, job: BulkJob, by_key: dict[str, Pending],
+                 run: WritebackReport) -> None:
+    """Keep a Bulk job left in Salesforce, with the values of its records, for the next run to collect."""
+    with warehouse.transaction(), warehouse.cursor() as cursor:
+        cursor.executemany("""
+            insert into ops.sync_bulk_jobs (job_id, object_name, key_field, external_id, values_hash, record, closed,
+                run_id, run_date)
+            values (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+            on conflict (job_id, external_id) do update set closed = excluded.closed
+        """, [(job.job_id, job.object_name, job.external_id_field, key, by_key[key].values_hash,
+               Jsonb(by_key[key].record), job.closed, run.run_id, run.run_date) for key in job.keys])
+    log.warning("Salesforce %s: Bulk job %s (%s, %s record(s)) left in Salesforce; the next write-back collects it",
+                job.object_name, job.job_id, "closed" if job.closed else "open", len(job.keys))
+
+
+def has_left_jobs(warehouse: psycopg.Connection, objects: Sequence[SyncObject]) -> bool:
+    return warehouse.execute("select exists (select from ops.sync_bulk_jobs where object_name = any(%s))",
+                             ([sync.object_name for sync in objects],)).fetchone()[0]
+
+
+def collect_left_jobs(warehouse: psycopg.Connection, api: SalesforceApi, objects: Sequence[SyncObject],
+                      run: WritebackReport) -> dict[str, set[str]]:
+    """Collect the Bulk jobs earlier runs left in Salesforce (`ops.sync_bulk_jobs`), oldest first.
+
+    A finished job's outcomes go to the ledger and the rejections as if this run had sent it; an unclosed job is
+    aborted and its records are pending again; both are then forgotten. Returns, per object, the keys of the
+    records a job still running holds (not sent this run). A stop (budget or error) is set on `run`.
+    """
+    syncs = {sync.object_name: sync for sync in objects}
+    reports = {report.object_name: report for report in run.objects}
+    rows = warehouse.execute("""
+        select job_id, object_name, key_field, bool_and(closed),
+            array_agg(external_id order by external_id), array_agg(values_hash order by external_id),
+            array_agg(record order by external_id)
+        from ops.sync_bulk_jobs where object_name = any(%s)
+        group by job_id, object_name, key_field order by min(left_at), job_id
+    """, (list(syncs),)).fetchall()
+    held: dict[str, set[str]] = {}
+    for job_id, object_name, key_field, closed, keys, hashes, records in rows:
+        job = BulkJob(job_id, object_name, key_field, tuple(keys), closed)
+        by_key = {key: Pending(key, values_hash, record, False)
+                  for key, values_hash, record in zip(keys, hashes, records, strict=True)}
+        report = reports[object_name]
+        try:
+            result = salesforce_writer.collect_bulk_job(api, job)
+        except WriteError as error:
+            report.api_calls += error.result.api_calls
+            if error.stopped_by_budget:
+                run.stopped = str(error)
+            else:
+                report.error = run.error = str(error)
+            return held
+        report.api_calls += result.api_calls
+        report.method = "bulk"
+        if result.outcomes:
+            record_outcomes(warehouse, syncs[object_name], by_key, result.outcomes, run)
+            report.collected += len(result.outcomes)
+            report.accepted += len(result.succeeded)
+            report.rejected += len(result.failed)
+        if result.open_job is None:
+            warehouse.execute("delete from ops.sync_bulk_jobs where job_id = %s", (job_id,))
+            log.info("Salesforce %s: Bulk job %s collected: %s answered, %s to send again", object_name, job_id,
+                     len(result.outcomes), len(result.unanswered))
+        else:
+            held.setdefault(object_name, set()).update(job.keys)
+            log.warning("Salesforce %s: Bulk job %s is still running; its %s record(s) wait for it", object_name,
+                        job_id, len(job.keys))
+    return held
 
 
 def record_outcomes(warehouse: psycopg.Connection, sync: SyncObject, by_key: dict[str, Pending],

@@ -9,15 +9,20 @@ watermarks, quarantine, `ops.source_columns`) and the same guarantees, all in on
    they are in the recycle bin. No watermark, an empty raw table or a full refresh reads everything.
 3. The rows are streamed page by page into a stage table: through the REST API (pages of up to 2,000),
    or through a Bulk API 2.0 query job when a `COUNT()` says there are more than `bulk_threshold` rows.
-   Nothing but one page is held in memory.
+   Nothing but one page is held in memory. REST queries ask for `SystemModstamp` order; a Bulk query
+   has no ORDER BY: Salesforce documents that ORDER BY disables PK chunking in Bulk API 2.0 and risks
+   query timeouts, so its rows arrive in no particular order.
 4. The stage is merged into raw on `id` (a row is rewritten only when a value changed). Rows Salesforce
    reports deleted get `_deleted_at`; an undeleted row is un-flagged. A full load also flags raw rows the
-   org no longer returns at all (purged from the recycle bin). Rows whose values do not fit their raw
-   column go to `ops.quarantine`.
+   org no longer returns at all (purged from the recycle bin), judged on the Ids of every row read,
+   quarantined ones included: a row set aside is never taken for a purge. Rows whose values do not fit
+   their raw column go to `ops.quarantine`.
 5. API calls are counted (`ops.extract_runs.api_calls`) and the org's remaining daily budget is read from
    every answer's `Sforce-Limit-Info` header. Before a call would eat into the reserve, the load stops:
-   what was read so far is merged, the watermark moves to the last row read (pages are read in
-   `SystemModstamp` order), the audit row says `stopped` and why, and the next run resumes from there.
+   what was read so far is merged, the audit row says `stopped` and why, and the next run resumes from
+   the watermark: through REST (read in `SystemModstamp` order) it moves to the last row read; a Bulk
+   job's rows come in no order, so a stopped Bulk read leaves it where it was and the next run's job
+   reads the same rows again (merging is idempotent).
 6. Transient errors (503, `UNABLE_TO_LOCK_ROW`, timeouts, dropped connections) are retried with
    exponential backoff; an expired session logs in again. A permanent error fails the load with a
    message naming the object and the fix, and a `failed` audit row.
@@ -64,6 +69,7 @@ from csops.extract.engine import (
     quarantine_and_merge,
     record_run,
     save_watermark,
+    seen_keys,
 )
 from csops.extract.salesforce_objects import RAW_SCHEMA, SOURCE_NAME
 
@@ -176,12 +182,14 @@ class SalesforceApi:
     """The Salesforce calls the extract makes: retried when transient, re-logged-in when the session expires."""
 
     connect: Callable[[requests.Session], Salesforce]
-    session: CountingSession
+    session: requests.Session  # a CountingSession, for the budget guard and the call count
     retry_wait_seconds: float = 1.0
     attempts: int = 5
+    client: Salesforce | None = None  # a client logged in already; else `connect` logs in at once
 
     def __post_init__(self) -> None:
-        self.client = self.connect(self.session)
+        if self.client is None:
+            self.client = self.connect(self.session)
 
     def call(self, operation: Callable[[Salesforce], object]):
         """Run `operation(client)`: retry transient errors with backoff; after an expired session, log in again."""
@@ -191,12 +199,16 @@ class SalesforceApi:
                                     "Salesforce: %s; retrying (attempt %s of %s)", state.outcome.exception(),
                                     state.attempt_number + 1, self.attempts)):
             with attempt:
-                try:
-                    return operation(self.client)
-                except SalesforceExpiredSession:
-                    log.warning("Salesforce session expired; logging in again")
-                    self.client = self.connect(self.session)
-                    return operation(self.client)
+                return self.once(operation)
+
+    def once(self, operation: Callable[[Salesforce], object]):
+        """Run `operation(client)` once; after an expired session (401 INVALID_SESSION_ID), log in and run it again."""
+        try:
+            return operation(self.client)
+        except SalesforceExpiredSession:
+            log.warning("Salesforce session expired; logging in again")
+            self.client = self.connect(self.session)
+            return operation(self.client)
 
     def limits(self) -> None:
         """Ask for the org's limits once, so the budget is known before the first real call."""
@@ -258,14 +270,17 @@ def describe_columns(description: dict) -> tuple[dict[str, str], dict[str, Sourc
     return fields, columns
 
 
-def soql_for(object_name: str, fields: list[str], since: datetime | None, *, count: bool = False) -> str:
-    """The extract's SOQL: every field, rows modified since `since`, in SystemModstamp order."""
+def soql_for(object_name: str, fields: list[str], since: datetime | None, *, count: bool = False,
+             ordered: bool = True) -> str:
+    """The extract's SOQL: every field, rows modified since `since`, in SystemModstamp order when `ordered`
+    (never for a Bulk job: ORDER BY disables its PK chunking)."""
     where = ""
     if since is not None:
         where = f" WHERE {WATERMARK_FIELD} >= {since.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}"
     if count:
         return f"SELECT COUNT() FROM {object_name}{where}"
-    return f"SELECT {', '.join(fields)} FROM {object_name}{where} ORDER BY {WATERMARK_FIELD}, Id"
+    order = f" ORDER BY {WATERMARK_FIELD}, Id" if ordered else ""
+    return f"SELECT {', '.join(fields)} FROM {object_name}{where}{order}"
 
 
 def as_text(value) -> str | None:
@@ -350,12 +365,13 @@ def _load(api: SalesforceApi, warehouse: psycopg.Connection, object_name: str, t
     names = list(columns)
     fields = [field_names[column] for column in names]
     expected = api.count(soql_for(object_name, fields, result.watermark_from, count=True))
-    soql = soql_for(object_name, fields, result.watermark_from)
-    if expected > bulk_threshold:
+    bulk = expected > bulk_threshold
+    if bulk:
         log.info("%s: %s rows to read, above %s: Bulk API 2.0 query", label, f"{expected:,}", f"{bulk_threshold:,}")
+        soql = soql_for(object_name, fields, result.watermark_from, ordered=False)
         rows = bulk_rows(api.bulk_pages(object_name, soql, bulk_poll_seconds), fields)
     else:
-        rows = rest_rows(api.rest_pages(soql), fields)
+        rows = rest_rows(api.rest_pages(soql_for(object_name, fields, result.watermark_from)), fields)
     stopped = None
     with warehouse.cursor().copy(sql.SQL("copy {} ({}) from stdin").format(stage, identifiers(names))) as copy:
         try:
@@ -366,15 +382,19 @@ def _load(api: SalesforceApi, warehouse: psycopg.Connection, object_name: str, t
                     log.info("%s: %s of %s rows read", label, f"{result.rows_read:,}", f"{expected:,}")
         except BudgetReserveReached as reached:
             stopped = reached
+    read_ids = seen_keys(warehouse, stage, table, types)
     result.rows_inserted, result.rows_updated = quarantine_and_merge(warehouse, stage, table, types, result,
                                                                      RAW_SCHEMA)
-    result.rows_deleted = apply_deletions(warehouse, target, stage, purge_unseen=full and stopped is None)
+    result.rows_deleted = apply_deletions(warehouse, target, stage,
+                                          read_ids if full and stopped is None else None)
 
     if result.rows_quarantined:
         log.warning("%s: %s row(s) quarantined; see ops.quarantine where last_seen_run_id = %r", label,
                     result.rows_quarantined, result.run_id)
     seen_until = warehouse.execute(sql.SQL("select least(max({}::timestamptz), now()) from {}").format(
         sql.Identifier(table.watermark_column), stage)).fetchone()[0]
+    if bulk and stopped is not None:
+        seen_until = None  # rows in no order: those not read yet may be older than the last one read
     result.watermark_to = seen_until or watermark
     if seen_until is not None:
         save_watermark(warehouse, SOURCE_NAME, table.name, seen_until, reset=full and stopped is None)
@@ -387,12 +407,12 @@ def _load(api: SalesforceApi, warehouse: psycopg.Connection, object_name: str, t
         warehouse.execute(sql.SQL("analyze {}").format(target))
 
 
-def apply_deletions(warehouse: psycopg.Connection, target: sql.Composable, stage: sql.Composable, *,
-                    purge_unseen: bool) -> int:
+def apply_deletions(warehouse: psycopg.Connection, target: sql.Composable, stage: sql.Composable,
+                    read_ids: sql.Composable | None) -> int:
     """Flag rows Salesforce reported deleted; un-flag undeleted ones. Returns how many were newly flagged.
 
-    `purge_unseen` (a complete full load): raw rows the org no longer returns at all, even with `queryAll`,
-    were purged from its recycle bin; they are flagged too.
+    `read_ids` (the Ids of a complete full load, quarantined rows included): raw rows the org no longer
+    returns at all, even with `queryAll`, were purged from its recycle bin; they are flagged too.
     """
     deleted_at = sql.Identifier(DELETED_AT)
     flagged = warehouse.execute(sql.SQL("""
@@ -405,11 +425,11 @@ def apply_deletions(warehouse: psycopg.Connection, target: sql.Composable, stage
         from {stage} as seen
         where seen.id = raw.id and seen.isdeleted = 'false' and raw.{deleted_at} is not null
     """).format(target=target, stage=stage, deleted_at=deleted_at))
-    if purge_unseen:
+    if read_ids is not None:
         flagged += warehouse.execute(sql.SQL("""
             update {target} as raw set {deleted_at} = now()
-            where raw.{deleted_at} is null and not exists (select from {stage} as seen where seen.id = raw.id)
-        """).format(target=target, stage=stage, deleted_at=deleted_at)).rowcount
+            where raw.{deleted_at} is null and not exists (select from {read_ids} as seen where seen.id = raw.id)
+        """).format(target=target, read_ids=read_ids, deleted_at=deleted_at)).rowcount
     return flagged
 
 

@@ -7,10 +7,14 @@
     - goal achievement: the goals active that day (start date <= day <= end date, created by then, and not
       cancelled by then), each with its latest result as of the day (int_outcome_results_in_force); each
       rate capped at 100%, averaged over the goals with a result (fraction);
-    - touchpoints: distinct business dates with a touchpoint (int_company_touchpoints) logged on the
-      company's account within the trailing 30 and 60 days;
+    - touchpoints: distinct business dates with a touchpoint (int_company_touchpoints) logged on any of the
+      company's accounts within the trailing 30 and 60 days;
     - key persons: contacts flagged Key_Person__c, created by then and active that day (a contact now
       inactive was active until its last change);
+
+    Goals, touchpoints and key persons count on every live account the company's records count for
+    (int_accounts_mapped_to_companies): a duplicate account's are the company's too. The renewal date is
+    the company's own account's.
     - renewal: the account's renewal date moved by whole years to the first date after the day, and the
       whole months from the day to it.
 
@@ -49,6 +53,12 @@ accounts as (
 
 ),
 
+account_companies as (
+
+    select * from {{ ref('int_accounts_mapped_to_companies') }}
+
+),
+
 contacts as (
 
     select * from {{ ref('stg_salesforce__contacts') }}
@@ -84,7 +94,7 @@ touchpoints as (
         count(distinct company_touchpoints.touch_date) as touchpoints_60d
     from customer_days
     inner join company_touchpoints
-        on customer_days.account_id = company_touchpoints.account_id
+        on customer_days.company_id = company_touchpoints.company_id
         and company_touchpoints.touch_date <= customer_days.score_date
         and company_touchpoints.touch_date > customer_days.score_date - 60
     group by customer_days.company_id, customer_days.score_date
@@ -98,8 +108,10 @@ key_persons as (
         customer_days.score_date,
         count(*) as key_persons
     from customer_days
+    inner join account_companies
+        on customer_days.company_id = account_companies.company_id
     inner join contacts
-        on customer_days.account_id = contacts.account_id
+        on account_companies.account_id = contacts.account_id
         and {{ to_business_date('contacts.created_at') }} <= customer_days.score_date
         and (contacts.is_active or {{ to_business_date('contacts.updated_at') }} > customer_days.score_date)
     where contacts.is_key_person
@@ -114,8 +126,10 @@ active_goals as (
         customer_days.score_date,
         outcome_goals.outcome_goal_id
     from customer_days
+    inner join account_companies
+        on customer_days.company_id = account_companies.company_id
     inner join outcome_goals
-        on customer_days.account_id = outcome_goals.account_id
+        on account_companies.account_id = outcome_goals.account_id
         and outcome_goals.start_date <= customer_days.score_date
         and outcome_goals.end_date >= customer_days.score_date
         and {{ to_business_date('outcome_goals.created_at') }} <= customer_days.score_date

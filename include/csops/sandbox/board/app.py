@@ -16,7 +16,9 @@ all. Filters are board's documented query parameters (`FILTERS`): `_eq`, `_gteq`
 `_in[]` (repeated, or comma separated); projects leave out 失注 unless `include_lost_flg=1`.
 Amounts are strings (`"50000.0"`), timestamps ISO 8601 in Japan time (`+09:00`), dates `YYYY-MM-DD`.
 
-`/sandbox/admin/` (not board) sets and reads the limits for tests; it needs the admin token.
+`/sandbox/admin/` (not board) sets and reads the limits for tests, queues faults (the next calls answer
+503, or have their connection cut after the headers) and can leave `X-Total-Count` out of list answers, as
+some API gateways do; it needs the admin token.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 
@@ -121,7 +123,26 @@ def create_app(database_url: str, credentials: dict, pool_size: int = 4) -> Fast
     app.include_router(api_router)
     app.include_router(admin_router)
     app.add_exception_handler(BoardError, lambda _request, error: error.response())
+    app.middleware("http")(scripted_faults)
     return app
+
+
+async def scripted_faults(request: Request, call_next):
+    """A fault queued through the admin API answers the next `/v1/` call instead of the API."""
+    if request.url.path.startswith("/v1/"):
+        with request.app.state.pool.connection() as conn:
+            fault = store.next_fault(conn)
+        if fault == "unavailable":
+            return JSONResponse({"message": "Service Unavailable"}, status_code=503)
+        if fault == "drop":
+            return StreamingResponse(cut_connection(), media_type="application/json")
+    return await call_next(request)
+
+
+async def cut_connection():
+    """A body that never comes: the server closes the connection once the headers are out."""
+    raise ConnectionAbortedError("board sandbox: connection cut on purpose (a queued fault)")
+    yield b""  # pragma: no cover - makes this a generator
 
 
 # --- The gate --------------------------------------------------------------------------------------------
@@ -284,7 +305,10 @@ def list_resource(request: Request, resource: str, api_key: str | None, authoriz
     with request.app.state.pool.connection() as conn:
         rows, total = store.list_rows(conn, resource, filters, page, per_page)
         body = render_rows(conn, resource, rows, group)
-    return JSONResponse(body, headers={"X-Total-Count": str(total), "X-Page": str(page), "X-Per-Page": str(per_page)})
+        headers = {"X-Page": str(page), "X-Per-Page": str(per_page)}
+        if store.get_setting(conn, store.TOTAL_COUNT_HEADER, True):
+            headers["X-Total-Count"] = str(total)
+    return JSONResponse(body, headers=headers)
 
 
 def show_resource(request: Request, resource: str, record_id: int, api_key: str | None,
@@ -325,6 +349,12 @@ admin_router = APIRouter()
 class LimitsBody(BaseModel):
     daily_limit: int | None = None
     per_second_limit: bool | None = None
+    total_count_header: bool | None = None
+
+
+class FaultBody(BaseModel):
+    action: str
+    times: int = 1
 
 
 def require_admin(request: Request, token: str) -> None:
@@ -336,7 +366,9 @@ def usage_body(request: Request) -> dict:
     with request.app.state.pool.connection() as conn:
         used, limit = store.usage(conn, request.app.state.credentials["api_key"])
         per_second = store.get_setting(conn, store.PER_SECOND_LIMIT, True)
-    return {"used": used, "daily_limit": limit, "per_second_limit": per_second}
+        total_count_header = store.get_setting(conn, store.TOTAL_COUNT_HEADER, True)
+    return {"used": used, "daily_limit": limit, "per_second_limit": per_second,
+            "total_count_header": total_count_header}
 
 
 @admin_router.get("/sandbox/admin/usage")
@@ -354,7 +386,29 @@ def admin_limits(request: Request, body: LimitsBody,
             store.set_setting(conn, store.DAILY_LIMIT, body.daily_limit)
         if body.per_second_limit is not None:
             store.set_setting(conn, store.PER_SECOND_LIMIT, body.per_second_limit)
+        if body.total_count_header is not None:
+            store.set_setting(conn, store.TOTAL_COUNT_HEADER, body.total_count_header)
     return usage_body(request)
+
+
+@admin_router.post("/sandbox/admin/faults")
+def admin_add_fault(request: Request, body: FaultBody,
+                    token: str = Header(default="", alias=ADMIN_TOKEN_HEADER)) -> dict:
+    require_admin(request, token)
+    if body.action not in store.FAULT_ACTIONS or body.times < 1:
+        raise BoardError(422, "Validation failed", [f"action must be one of {', '.join(store.FAULT_ACTIONS)} and "
+                                                    f"times at least 1"])
+    with request.app.state.pool.connection() as conn:
+        store.add_fault(conn, body.action, body.times)
+    return {"queued": body.times}
+
+
+@admin_router.delete("/sandbox/admin/faults")
+def admin_clear_faults(request: Request, token: str = Header(default="", alias=ADMIN_TOKEN_HEADER)) -> dict:
+    require_admin(request, token)
+    with request.app.state.pool.connection() as conn:
+        store.clear_faults(conn)
+    return {"queued": 0}
 
 
 @admin_router.post("/sandbox/admin/usage/reset")

@@ -70,6 +70,17 @@ class BoardAdmin:
     def reset_usage(self) -> dict:
         return self._call("POST", "usage/reset")
 
+    def set_total_count_header(self, sent: bool) -> dict:
+        """Whether list answers carry `X-Total-Count` (board's do; a gateway may strip it)."""
+        return self._call("PUT", "limits", {"total_count_header": sent})
+
+    def add_fault(self, action: str, times: int = 1) -> dict:
+        """The next `times` API calls answer 503 (`unavailable`) or have their connection cut (`drop`)."""
+        return self._call("POST", "faults", {"action": action, "times": times})
+
+    def clear_faults(self) -> dict:
+        return self._call("DELETE", "faults")
+
 
 @dataclass
 class BoardSandbox(SandboxProcess):

@@ -21,6 +21,9 @@ from csops.sandbox.board.schema import INVOICE_STATUS_CODES, META_DDL, ORDER_STA
 
 DAILY_LIMIT = "daily_limit"
 PER_SECOND_LIMIT = "per_second_limit_enabled"
+TOTAL_COUNT_HEADER = "total_count_header"
+FAULTS = "faults"
+FAULT_ACTIONS = ("unavailable", "drop")  # a 503 answer; the connection cut before the answer's body
 DEFAULT_DAILY_LIMIT = 3_000
 OPERATORS = {"eq": "=", "gteq": ">=", "lteq": "<=", "gt": ">", "lt": "<"}
 RESOURCES = ("clients", "projects", "invoices")
@@ -161,3 +164,22 @@ def usage(conn: psycopg.Connection, api_key: str) -> tuple[int, int]:
 
 def reset_usage(conn: psycopg.Connection) -> None:
     conn.execute(f"delete from {SCHEMA}.api_usage where day = %s", (japan_day(),))
+
+
+def add_fault(conn: psycopg.Connection, action: str, times: int) -> None:
+    """The next `times` API calls fail with `action` (after any faults already queued)."""
+    conn.execute(f"insert into {SCHEMA}.settings values (%s, %s) on conflict (name) do update set value = "
+                 f"{SCHEMA}.settings.value || excluded.value", (FAULTS, Jsonb([action] * times)))
+
+
+def next_fault(conn: psycopg.Connection) -> str | None:
+    """Take the next queued fault, if any."""
+    row = conn.execute(f"update {SCHEMA}.settings as s set value = s.value - 0 from (select value -> 0 as first "
+                       f"from {SCHEMA}.settings where name = %s for update) as taken "
+                       f"where s.name = %s and jsonb_array_length(s.value) > 0 returning taken.first",
+                       (FAULTS, FAULTS)).fetchone()
+    return row[0] if row else None
+
+
+def clear_faults(conn: psycopg.Connection) -> None:
+    conn.execute(f"delete from {SCHEMA}.settings where name = %s", (FAULTS,))

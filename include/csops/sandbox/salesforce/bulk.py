@@ -7,8 +7,9 @@ then reports JobComplete with numberRecordsProcessed / numberRecordsFailed, and 
 `failedResults` and `unprocessedrecords` give the rows back as CSV with `sf__Id`, `sf__Created`, `sf__Error`.
 A header naming an unknown field fails the whole job (state Failed, every row unprocessed), as in Salesforce.
 
-Query: `POST /jobs/query` (query or queryAll) runs the SOQL at once and keeps the ordered record Ids as a
-cursor; `GET /jobs/query/{id}/results?locator=&maxRecords=` streams one page of CSV from Postgres with
+Query: `POST /jobs/query` (query or queryAll) runs the SOQL at once and keeps the record Ids (in Id order) as
+a cursor; SOQL with ORDER BY, COUNT() or OFFSET is refused, as Salesforce documents for Bulk API 2.0 (ORDER BY
+disables PK chunking); `GET /jobs/query/{id}/results?locator=&maxRecords=` streams one page of CSV from Postgres with
 `Sforce-Locator` (the next page, or "null") and `Sforce-NumberOfRecords` headers.
 
 Jobs live in `sf_meta.bulk_jobs`, uploads in `sf_meta.bulk_job_uploads`, row results in
@@ -581,6 +582,9 @@ def check_bulk_query(query: soql.Query) -> None:
     if query.count_only:
         raise ApiError(400, "API_ERROR", "COUNT() is not supported by Bulk API 2.0 query jobs: use the REST "
                                          "query resource for counts")
+    if query.ordered:
+        raise ApiError(400, "API_ERROR", "ORDER BY is not supported by Bulk API 2.0 query jobs: it disables PK "
+                                         "chunking and risks query timeouts; sort the results after reading them")
     if query.offset:
         raise ApiError(400, "API_ERROR", "OFFSET is not supported by Bulk API 2.0 query jobs: page with the "
                                          "results locator instead")

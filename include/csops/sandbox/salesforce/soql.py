@@ -543,6 +543,7 @@ class Query:
     params: dict[str, Any]
     api_version: str = API_VERSION
     include_deleted: bool = False
+    ordered: bool = False  # the SOQL has an ORDER BY
 
     # SQL
 
@@ -678,7 +679,7 @@ def compile_query(text: str, objects: dict[str, SObject] | None = None, *, inclu
     where = sql.SQL(" and ").join(conditions) if conditions else sql.SQL("true")
     return Query(text, compiler.obj, statement.count_only, columns, list(compiler.relationships.values()),
                  where, sql.SQL(", ").join(order), statement.limit, statement.offset or 0, compiler.params,
-                 api_version, include_deleted)
+                 api_version, include_deleted, ordered=bool(statement.order))
 
 
 # --- Cursors: stored results read page by page ------------------------------------------------------------
