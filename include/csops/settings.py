@@ -159,6 +159,8 @@ def run_date_for(moment) -> str:
     """The business date a run at `moment` computes: the last complete Tokyo day, i.e. the day before.
 
     The 06:30 Tokyo run's logical date is that same morning; its own date holds only 6½ hours of activity.
+    The one rule for "which day": the DAGs, the CLI and the activation call it, and dbt's default run_date
+    (dbt_project.yml) mirrors it for a `dbt build` run by hand.
     """
     import pendulum
 
