@@ -182,3 +182,14 @@ def activation_max_firing_share() -> float:
 def activation_ops_email() -> str:
     """Where the killswitch's alert e-mail goes (CS_ACTIVATION_OPS_EMAIL, default the sandbox's ops address)."""
     return os.environ.get("CS_ACTIVATION_OPS_EMAIL", "cs-ops@csops.sandbox")
+
+
+def dashboards_port() -> int:
+    """The port `csops dashboards` serves the Streamlit dashboards on, at 127.0.0.1 (CS_DASHBOARDS_PORT, 8501)."""
+    return int(os.environ.get("CS_DASHBOARDS_PORT", "8501"))
+
+
+def dashboards_language() -> str:
+    """The dashboards' language: `ja` (default) or `en` (CS_DASHBOARDS_LANGUAGE)."""
+    chosen = os.environ.get("CS_DASHBOARDS_LANGUAGE", "ja").strip().lower()
+    return chosen if chosen in ("ja", "en") else "ja"
