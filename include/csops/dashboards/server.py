@@ -8,6 +8,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from csops import settings
@@ -95,6 +97,20 @@ class Dashboards:
                                              "customer": "?company=<company id>"}.get(page, "") for page in PAGES]
         lines.append(f"Server log: {self.log_file}")
         return "\n".join(lines)
+
+
+@contextmanager
+def warehouse() -> Iterator[str]:
+    """The warehouse's URL: the configured one, else the embedded server's, started (and then stopped) here if
+    nothing else runs it. The dashboards need no source system."""
+    configured = settings.configured_warehouse_url()
+    if configured:
+        yield configured
+        return
+    from csops.local_stack import local_stack
+
+    with local_stack(salesforce=False, board=False, channels=False) as stack:
+        yield stack.warehouse_url
 
 
 def missing_marts(warehouse_url: str) -> list[str]:
