@@ -70,7 +70,7 @@ st.dataframe(
     column_config={"customer": st.column_config.LinkColumn(t("customer"), display_text=t("customer"))})
 
 st.subheader(t("next_renewals"))
-renewals = mine[mine["days_to_renewal"] >= 0].sort_values("days_to_renewal").head(5)
+renewals = mine[mine["days_to_renewal"].ge(0).fillna(False)].sort_values("days_to_renewal").head(5)
 st.dataframe(
     {
         t("company"): renewals["company_name"].tolist(),

@@ -38,40 +38,43 @@ columns[2].metric(t("cs_originated"), yen(last["cs_originated_mrr"]))
 columns[3].metric(t("paid_services"), yen(last["paid_services_revenue"]))
 
 
-def line_chart(title: str, series: list[tuple[str, str, dict]], frame, *, percent_axis: bool = True) -> None:
+def line_chart(title: str, series: list[tuple[str, str, str, bool]], frame) -> None:
+    """Lines of `frame`'s columns: (column, name, colour, is a target); targets are dashed, without markers."""
     figure = go.Figure()
-    for column, name, style in series:
-        figure.add_trace(go.Scatter(x=frame["month_start"], y=frame[column].astype(float), name=name,
-                                    mode="lines+markers", **style))
-    figure.update_layout(title=title, height=320, margin={"t": 40, "b": 20},
-                         yaxis={"tickformat": ".0%" if percent_axis else ",.0f"})
+    for column, name, colour, is_target in series:
+        figure.add_trace(go.Scatter(
+            x=frame["month_start"], y=frame[column].astype(float), name=name,
+            mode="lines" if is_target else "lines+markers",
+            line={"color": colour, "dash": "dash" if is_target else "solid", "width": 2 if is_target else 1.5}))
+    figure.update_layout(title=title, height=340, margin={"t": 40, "b": 20}, yaxis={"tickformat": ".0%"},
+                         legend={"orientation": "h", "y": -0.15})
     st.plotly_chart(figure, width="stretch")
 
 
-dashed = {"line": {"dash": "dash"}}
 left, right = st.columns(2)
 with left:
-    line_chart(t("retention_trend"), [("nrr", t("nrr_month"), {}), ("nrr_t12m", t("nrr_t12m"), {}),
-                                      ("nrr_t12m_target", t("target"), dashed)], closed)
+    line_chart(t("retention_trend"), [("nrr", t("nrr_month"), "#9db7d5", False),
+                                      ("nrr_t12m", t("nrr_t12m"), "#1f5fa8", False),
+                                      ("nrr_t12m_target", t("target"), "#1f5fa8", True)], closed)
 with right:
     line_chart(t("churn_expansion_trend"),
-               [("gross_churn_rate_t12m", t("gross_churn_t12m"), {}),
-                ("gross_churn_rate_t12m_target", f"{t('gross_churn_t12m')} {t('target')}", dashed),
-                ("expansion_rate_t12m", t("expansion_t12m"), {}),
-                ("expansion_rate_t12m_target", f"{t('expansion_t12m')} {t('target')}", dashed)], closed)
+               [("gross_churn_rate_t12m", t("gross_churn_t12m"), "#d1343b", False),
+                ("gross_churn_rate_t12m_target", f"{t('gross_churn_t12m')} {t('target')}", "#d1343b", True),
+                ("expansion_rate_t12m", t("expansion_t12m"), "#2e9e5b", False),
+                ("expansion_rate_t12m_target", f"{t('expansion_t12m')} {t('target')}", "#2e9e5b", True)], closed)
 
 left, right = st.columns(2)
 with left:
     figure = go.Figure(go.Bar(x=closed["month_start"], y=closed["mrr"].astype(float), name=t("mrr")))
-    figure.update_layout(title=t("mrr_trend"), height=320, margin={"t": 40, "b": 20}, yaxis={"tickformat": ",.0f"})
+    figure.update_layout(title=t("mrr_trend"), height=340, margin={"t": 40, "b": 20}, yaxis={"tickformat": ",.0f"})
     st.plotly_chart(figure, width="stretch")
 with right:
     figure = go.Figure([
         go.Bar(x=months["month_start"], y=months["cs_originated_mrr"].astype(float), name=t("cs_originated")),
         go.Bar(x=months["month_start"], y=months["paid_services_revenue"].astype(float), name=t("paid_services")),
     ])
-    figure.update_layout(title=t("revenue_trend"), height=320, margin={"t": 40, "b": 20}, barmode="group",
-                         yaxis={"tickformat": ",.0f"})
+    figure.update_layout(title=t("revenue_trend"), height=340, margin={"t": 40, "b": 20}, barmode="group",
+                         yaxis={"tickformat": ",.0f"}, legend={"orientation": "h", "y": -0.15})
     st.plotly_chart(figure, width="stretch")
 
 scored = months[months["health_scored_on"].notna()]
@@ -84,8 +87,8 @@ figure.add_trace(go.Scatter(x=scored["month_start"], y=scored["green_share_targe
                             name=t("green_target"), mode="lines", line={"dash": "dash", "color": "#1b5e37"}))
 figure.add_trace(go.Scatter(x=scored["month_start"], y=scored["red_share_target"].astype(float),
                             name=t("red_target"), mode="lines", line={"dash": "dot", "color": "#8b1a1f"}))
-figure.update_layout(title=t("health_mix_trend"), barmode="stack", height=340, margin={"t": 40, "b": 20},
-                     yaxis={"tickformat": ".0%"})
+figure.update_layout(title=t("health_mix_trend"), barmode="stack", height=360, margin={"t": 40, "b": 20},
+                     yaxis={"tickformat": ".0%"}, legend={"orientation": "h", "y": -0.15})
 st.plotly_chart(figure, width="stretch")
 
 st.subheader(f"{t('kpi_tree')} ({kpis['month_start'].iloc[0]:%Y-%m})")

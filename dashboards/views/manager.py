@@ -33,7 +33,7 @@ figure = go.Figure([
            name=t(status.lower()), marker_color=STATUS_COLOURS[status])
     for status in ("Green", "Yellow", "Red")
 ])
-figure.update_layout(title=t("per_csm"), barmode="stack", height=80 + 28 * len(csms), margin={"t": 40, "b": 20},
+figure.update_layout(title=t("health_by_csm"), barmode="stack", height=80 + 28 * len(csms), margin={"t": 40, "b": 20},
                      yaxis={"autorange": "reversed"})
 st.plotly_chart(figure, width="stretch")
 

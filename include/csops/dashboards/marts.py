@@ -20,6 +20,7 @@ from csops import settings
 
 MARTS_SCHEMA = "marts"
 OPS_SCHEMA = "ops"
+INTEGER_TYPES = {20, 21, 23}  # the type oids of bigint, smallint, integer
 
 
 class MartMissing(Exception):
@@ -82,8 +83,12 @@ def read_table(schema: str, table: str, where: str = "", params: tuple = (), ord
         if order_by:
             query += sql.SQL(" order by ") + sql.SQL(order_by)
         cursor = connection.execute(query, params)
-        columns = [column.name for column in cursor.description]
-        return pd.DataFrame(cursor.fetchall(), columns=columns)
+        frame = pd.DataFrame(cursor.fetchall(), columns=[column.name for column in cursor.description])
+        # integers stay integers where some are null (pandas would make them floats: an id 10014 as 10014.0)
+        for column in cursor.description:
+            if column.type_code in INTEGER_TYPES:
+                frame[column.name] = frame[column.name].astype("Int64")
+        return frame
 
 
 def read_mart(model: str, where: str = "", params: tuple = (), order_by: str = "", *,
