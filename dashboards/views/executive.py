@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from csops.dashboards.frame import STATUS_COLOURS, header, load, percent, yen
-from csops.dashboards.labels import t
+from csops.dashboards.labels import kpi_name, t
 
 months = load("dash_executive_monthly", order_by="month_start")
 kpis = load("dash_executive_kpis", order_by="kpi_branch, kpi_key")
@@ -114,7 +114,7 @@ kpis = kpis.sort_values(["branch_rank", "kpi_key"])
 st.dataframe(
     {
         t("branch"): [t(f"branch_{branch}") for branch in kpis["kpi_branch"]],
-        t("kpi"): kpis["kpi_name"].tolist(),
+        t("kpi"): [kpi_name(key, name) for key, name in zip(kpis["kpi_key"], kpis["kpi_name"], strict=True)],
         t("actual"): [kpi_value(row["actual"], row["unit"]) for _, row in kpis.iterrows()],
         t("target"): [kpi_value(row["target"], row["unit"]) for _, row in kpis.iterrows()],
         t("on_target"): [verdict(row) for _, row in kpis.iterrows()],

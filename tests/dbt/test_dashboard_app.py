@@ -16,6 +16,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from csops import settings
+from csops.dashboards.labels import KPI_NAMES_JA
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 
@@ -87,13 +88,14 @@ def test_executive_shows_the_last_closed_months_figures_and_the_kpi_tree(open_pa
     # the KPI tree: every KPI of the seed with the last closed month's actual (or a reason) and target
     kpis = query(warehouse, "select * from marts.fct_kpi_monthly where month_start = %s", (last["month_start"],))
     tree = table(app, 0)
-    seed_kpis = {row["kpi_name"] for row in query(warehouse, "select distinct kpi_name from reference.kpi_targets")}
-    assert set(tree["KPI"]) == seed_kpis
+    seed_kpis = {row["kpi_key"] for row in query(warehouse, "select distinct kpi_key from reference.kpi_targets")}
+    assert set(tree["KPI"]) == {KPI_NAMES_JA[key] for key in seed_kpis}, "every KPI, named in Japanese"
     shown = dict(zip(tree["KPI"], tree["実績"], strict=True))
     for kpi in kpis:
         if kpi["actual"] is not None and kpi["unit"] == "ratio":
-            assert shown[kpi["kpi_name"]] == f"{kpi['actual']:.1%}", kpi["kpi_key"]
-    without_actual = seed_kpis - {kpi["kpi_name"] for kpi in kpis if kpi["actual"] is not None}
+            assert shown[KPI_NAMES_JA[kpi["kpi_key"]]] == f"{kpi['actual']:.1%}", kpi["kpi_key"]
+    without_actual = {KPI_NAMES_JA[key] for key in seed_kpis} - \
+        {KPI_NAMES_JA[kpi["kpi_key"]] for kpi in kpis if kpi["actual"] is not None}
     assert without_actual, "the test world has KPIs without an actual (paid services needs twelve months)"
     reasons = dict(zip(tree["KPI"], tree["実績なしの理由"], strict=True))
     assert all(reasons[name] for name in without_actual), reasons

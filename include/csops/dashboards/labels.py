@@ -154,6 +154,31 @@ WORDS: dict[str, tuple[str, str]] = {
 }
 
 
+# The KPI tree's names in Japanese; in English the kpi_targets seed's own kpi_name is shown.
+KPI_NAMES_JA = {
+    "nrr_t12m": "NRR (直近12か月)",
+    "gross_churn_rate_t12m": "グロスチャーン率 (直近12か月)",
+    "expansion_rate_t12m": "拡大率 (直近12か月)",
+    "green_ratio": "Green 比率",
+    "red_ratio": "Red 比率",
+    "onboarding_completion_rate": "オンボーディング完了率",
+    "time_to_first_value_days": "初回価値到達までの日数 (TTFV)",
+    "outcome_definition_rate": "成果目標の設定率",
+    "outcome_achieving_rate": "成果達成顧客の割合",
+    "qbr_rate_tier_1_2": "QBR実施率 (Tier 1/2)",
+    "expansion_proposals_per_csm": "CSMあたり拡大提案数",
+    "proposal_close_rate": "提案の受注率",
+    "salesforce_data_completeness": "Salesforce データ充足率",
+    "usage_auto_sync_rate": "利用データ自動連携率",
+    "paid_services_revenue_t12m": "有償サービス売上 (直近12か月)",
+}
+
+
+def kpi_name(kpi_key: str, seed_name: str) -> str:
+    """The KPI's name in the chosen language (the seed's name in English, or for a KPI not listed here)."""
+    return seed_name if settings.dashboards_language() == "en" else KPI_NAMES_JA.get(kpi_key, seed_name)
+
+
 def t(key: str, **values) -> str:
     """The words for `key` in the chosen language, with `{name}` placeholders filled from `values`."""
     japanese, english = WORDS[key]
