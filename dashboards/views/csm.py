@@ -8,10 +8,10 @@ import streamlit as st
 from csops.dashboards.frame import STATUS_COLOURS, STATUS_ORDER, header, load, number, signed, yen
 from csops.dashboards.labels import t
 
-portfolio = load("dash_csm_individual", order_by="company_name")
-header(t("csm"), portfolio, "dash_csm_individual")
+owners = load("dash_csm_individual", columns=("csm_user_id", "csm_name", "as_of_date"))
+header(t("csm"), owners, "dash_csm_individual")
 
-csms = (portfolio[portfolio["csm_user_id"].notna()][["csm_user_id", "csm_name"]]
+csms = (owners[owners["csm_user_id"].notna()][["csm_user_id", "csm_name"]]
         .drop_duplicates().sort_values(["csm_name", "csm_user_id"]))
 ids = csms["csm_user_id"].tolist()
 names = dict(zip(csms["csm_user_id"], csms["csm_name"], strict=True))
@@ -30,7 +30,7 @@ if st.query_params.get("csm") != chosen:
 
 statuses = st.multiselect(t("status_filter"), list(STATUS_ORDER), default=list(STATUS_ORDER),
                           format_func=lambda status: t(status.lower()))
-mine = portfolio[portfolio["csm_user_id"] == chosen]
+mine = load("dash_csm_individual", "csm_user_id = %s", (chosen,), "company_name")
 shown = mine[mine["health_status"].isin(statuses)]
 rank = {status: index for index, status in enumerate(STATUS_ORDER)}
 shown = shown.assign(status_rank=shown["health_status"].map(rank)).sort_values(["status_rank", "total_score"])

@@ -11,7 +11,7 @@ import streamlit as st
 from csops.dashboards.frame import STATUS_COLOURS, header, load, load_ops, missing, number, percent, yen
 from csops.dashboards.labels import t
 
-companies = load("dash_customer_360", order_by="company_name")
+companies = load("dash_customer_360", order_by="company_name", columns=("company_id", "company_name", "as_of_date"))
 as_of = header(t("customer"), companies, "dash_customer_360")
 
 ids = companies["company_id"].tolist()
@@ -25,7 +25,7 @@ if chosen is None:
     st.stop()
 if st.query_params.get("company") != chosen:
     st.query_params["company"] = chosen
-company = companies[companies["company_id"] == chosen].iloc[0]
+company = load("dash_customer_360", "company_id = %s", (chosen,)).iloc[0]
 
 
 def text(value) -> str:

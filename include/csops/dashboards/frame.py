@@ -22,11 +22,12 @@ def stop_with(message: str, *, error: bool = False) -> None:
     st.stop()
 
 
-def load(model: str, where: str = "", params: tuple = (), order_by: str = "", *, require_rows: bool = True
-         ) -> pd.DataFrame:
-    """The mart's rows; when it is not built (or empty), or the warehouse is down, the page says so and stops."""
+def load(model: str, where: str = "", params: tuple = (), order_by: str = "", *, require_rows: bool = True,
+         columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The mart's rows (`columns` only, when given); when it is not built (or empty), or the warehouse is down,
+    the page says so and stops."""
     try:
-        return read_mart(model, where, params, order_by, require_rows=require_rows)
+        return read_mart(model, where, params, order_by, require_rows=require_rows, columns=columns)
     except MartMissing as missing:
         stop_with(t(f"mart_{missing.why}", model=missing.model))
     except WarehouseUnavailable as error:

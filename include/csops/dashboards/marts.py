@@ -71,13 +71,14 @@ def table_exists(connection: psycopg.Connection, schema: str, table: str) -> boo
 
 
 def read_table(schema: str, table: str, where: str = "", params: tuple = (), order_by: str = "",
-               url: str | None = None) -> pd.DataFrame | None:
+               url: str | None = None, columns: tuple[str, ...] = ()) -> pd.DataFrame | None:
     """Rows of `schema.table` (a plain selection: `where` and `order_by` are SQL over its columns, values go
-    through `params`), or None when the table does not exist."""
+    through `params`; only `columns` when given), or None when the table does not exist."""
     with connect(url) as connection:
         if not table_exists(connection, schema, table):
             return None
-        query = sql.SQL("select * from {}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+        selected = sql.SQL(", ").join(map(sql.Identifier, columns)) if columns else sql.SQL("*")
+        query = sql.SQL("select {} from {}.{}").format(selected, sql.Identifier(schema), sql.Identifier(table))
         if where:
             query += sql.SQL(" where ") + sql.SQL(where)
         if order_by:
@@ -92,9 +93,9 @@ def read_table(schema: str, table: str, where: str = "", params: tuple = (), ord
 
 
 def read_mart(model: str, where: str = "", params: tuple = (), order_by: str = "", *,
-              url: str | None = None, require_rows: bool = True) -> pd.DataFrame:
+              url: str | None = None, require_rows: bool = True, columns: tuple[str, ...] = ()) -> pd.DataFrame:
     """Rows of the mart `model`; MartMissing when it is not built, or (`require_rows`) built empty."""
-    frame = read_table(MARTS_SCHEMA, model, where, params, order_by, url)
+    frame = read_table(MARTS_SCHEMA, model, where, params, order_by, url, columns)
     if frame is None:
         raise MartMissing(model, "missing")
     if require_rows and frame.empty and not where:
