@@ -28,8 +28,8 @@
         api-server, scheduler (LocalExecutor), dag-processor and triggerer until Ctrl-C.
     csops dashboards [--accounts 200 --days 180 --seed 42]
         The CS dashboards (Streamlit, dashboards/app.py) on 127.0.0.1 (port CS_DASHBOARDS_PORT, 8501) against
-        the warehouse until Ctrl-C; when the warehouse has no dashboard marts yet, the daily job runs first
-        for that world, as `csops run` does.
+        the warehouse until Ctrl-C; when the local warehouse has no dashboard marts yet, the daily job runs
+        first for that world, as `csops run` does.
 """
 
 from __future__ import annotations
@@ -420,14 +420,17 @@ def command_dashboards(arguments: argparse.Namespace) -> None:
     port = settings.dashboards_port()
     local_airflow.ensure_port_free(port, "CS_DASHBOARDS_PORT")
     def serve(url: str) -> None:
-        with Dashboards(url, port, settings.local_dir() / "logs" / "dashboards.log") as server:
+        log_file = settings.local_dir() / "logs" / "dashboards.log"
+        with Dashboards(url, port, log_file, settings.dashboards_host()) as server:
             server.wait_until_ready()
             print(server.banner(), flush=True)
             server.watch()
 
     try:
         with warehouse() as url:
-            missing = missing_marts(url)
+            # A configured warehouse is built by its own Airflow: its pages say what is missing. The local one
+            # is built here on first use.
+            missing = missing_marts(url) if not settings.configured_warehouse_url() else []
             if not missing:
                 serve(url)
         if missing:

@@ -189,6 +189,17 @@ def dashboards_port() -> int:
     return int(os.environ.get("CS_DASHBOARDS_PORT", "8501"))
 
 
+def dashboards_host() -> str:
+    """The address `csops dashboards` binds (CS_DASHBOARDS_HOST, default 127.0.0.1; 0.0.0.0 in a container)."""
+    return os.environ.get("CS_DASHBOARDS_HOST", "127.0.0.1")
+
+
+def dashboards_dir() -> Path:
+    """The Streamlit app (app.py and its views/): CS_DASHBOARDS_DIR when set (an image installs the package away
+    from the checkout), else the checkout's dashboards/."""
+    return Path(os.environ.get("CS_DASHBOARDS_DIR", REPO_ROOT / "dashboards")).resolve()
+
+
 def dashboards_language() -> str:
     """The dashboards' language: `ja` (default) or `en` (CS_DASHBOARDS_LANGUAGE)."""
     chosen = os.environ.get("CS_DASHBOARDS_LANGUAGE", "ja").strip().lower()

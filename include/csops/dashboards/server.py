@@ -14,7 +14,6 @@ from pathlib import Path
 
 from csops import settings
 
-APP = settings.REPO_ROOT / "dashboards" / "app.py"
 PAGES = ("executive", "manager", "csm", "customer")
 DASHBOARD_MARTS = ("dash_executive_monthly", "dash_executive_kpis", "dash_cs_manager", "dash_csm_individual",
                    "dash_customer_360")
@@ -27,16 +26,17 @@ class DashboardsDied(RuntimeError):
 class Dashboards:
     """`streamlit run dashboards/app.py` as a child process; a context manager that stops it on the way out."""
 
-    def __init__(self, warehouse_url: str, port: int, log_file: Path):
+    def __init__(self, warehouse_url: str, port: int, log_file: Path, host: str = "127.0.0.1"):
         self.warehouse_url = warehouse_url
         self.port = port
+        self.host = host
         self.log_file = log_file
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"http://127.0.0.1:{port}"  # where this machine reaches it, whichever address it binds
         self.process: subprocess.Popen | None = None
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "streamlit", "run", str(APP),
-                "--server.address", "127.0.0.1", "--server.port", str(self.port), "--server.headless", "true",
+        return [sys.executable, "-m", "streamlit", "run", str(settings.dashboards_dir() / "app.py"),
+                "--server.address", self.host, "--server.port", str(self.port), "--server.headless", "true",
                 # nothing leaves the machine, and nothing reloads behind the reader's back
                 "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
                 "--server.runOnSave", "false", "--global.developmentMode", "false",
@@ -48,7 +48,7 @@ class Dashboards:
         environment.pop("AIRFLOW_CONN_CS_WAREHOUSE", None)  # CS_WAREHOUSE_URL is the one the app reads now
         with self.log_file.open("a") as sink:
             self.process = subprocess.Popen(self.command(), env=environment, stdout=sink, stderr=subprocess.STDOUT,
-                                            cwd=settings.REPO_ROOT)
+                                            cwd=settings.dashboards_dir())
         return self
 
     def __exit__(self, *_exc) -> None:
