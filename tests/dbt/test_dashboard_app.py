@@ -13,6 +13,7 @@ from datetime import date
 import numpy
 import psycopg
 import pytest
+import yaml
 from psycopg.rows import dict_row
 
 from csops import settings
@@ -179,3 +180,19 @@ def test_a_missing_mart_says_which_model_to_build(open_page, warehouse_url, page
 def test_labels_are_english_by_setting(open_page):
     app = open_page("executive", language="en")
     assert [element.label for element in app.metric][:2] == ["NRR (month)", "NRR (trailing 12 months)"]
+
+
+def test_the_dashboard_marts_carry_their_descriptions_for_bi_tools(warehouse):
+    """persist_docs: a BI tool reading the warehouse sees each dash_* mart's and column's description."""
+    models = yaml.safe_load((settings.dbt_project_dir() / "models" / "marts" / "dashboards" /
+                             "_dashboards__models.yml").read_text())["models"]
+    for model in models:
+        [table] = query(warehouse, "select obj_description(%s::regclass, 'pg_class') as comment",
+                        (f"marts.{model['name']}",))
+        assert table["comment"], f"{model['name']} has no table comment"
+        comments = {row["column_name"]: row["comment"] for row in query(warehouse, """
+            select attname as column_name, col_description(attrelid, attnum) as comment
+            from pg_attribute where attrelid = %s::regclass and attnum > 0 and not attisdropped""",
+            (f"marts.{model['name']}",))}
+        for column in model["columns"]:
+            assert comments[column["name"]] == column["description"], (model["name"], column["name"])
