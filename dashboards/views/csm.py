@@ -5,7 +5,7 @@ MRR (dash_csm_individual). Choosing another CSM updates the URL, so it can be sh
 import plotly.graph_objects as go
 import streamlit as st
 
-from csops.dashboards.frame import STATUS_COLOURS, STATUS_ORDER, header, load, number, signed, yen
+from csops.dashboards.frame import NO_STATUS, STATUS_COLOURS, STATUS_ORDER, header, load, number, signed, yen
 from csops.dashboards.labels import t
 
 owners = load("dash_csm_individual", columns=("csm_user_id", "csm_name", "as_of_date"))
@@ -28,10 +28,12 @@ if chosen is None:
 if st.query_params.get("csm") != chosen:
     st.query_params["csm"] = chosen
 
-statuses = st.multiselect(t("status_filter"), list(STATUS_ORDER), default=list(STATUS_ORDER),
-                          format_func=lambda status: t(status.lower()))
 mine = load("dash_csm_individual", "csm_user_id = %s", (chosen,), "company_name")
-shown = mine[mine["health_status"].isin(statuses)]
+status_of = mine["health_status"].fillna(NO_STATUS)
+choices = [*STATUS_ORDER, *([NO_STATUS] if (status_of == NO_STATUS).any() else [])]
+statuses = st.multiselect(t("status_filter"), choices, default=choices,
+                          format_func=lambda status: t(status.lower()))
+shown = mine[status_of.isin(statuses)]
 rank = {status: index for index, status in enumerate(STATUS_ORDER)}
 shown = shown.assign(status_rank=shown["health_status"].map(rank)).sort_values(["status_rank", "total_score"])
 
@@ -53,7 +55,7 @@ st.plotly_chart(figure, width="stretch")
 st.dataframe(
     {
         t("company"): shown["company_name"].tolist(),
-        t("status"): shown["health_status"].tolist(),
+        t("status"): [t(status.lower()) for status in status_of[shown.index]],
         t("score"): [number(value, 2) for value in shown["total_score"]],
         t("change_7d"): [signed(value) for value in shown["score_change_7d"]],
         t("change_30d"): [signed(value) for value in shown["score_change_30d"]],

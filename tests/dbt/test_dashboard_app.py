@@ -139,7 +139,7 @@ def test_csm_page_shows_one_csms_customers_and_filters_them_by_status(open_page,
     assert sorted(table(app, 0)["企業"]) == sorted(row["company_name"] for row in customers)
     assert metric(app, "顧客数") == str(csm["companies"])
 
-    status = customers[0]["health_status"]
+    status = next(row["health_status"] for row in customers if row["health_status"])
     app.multiselect[0].set_value([status]).run()
     assert not app.exception
     assert sorted(table(app, 0)["企業"]) == sorted(row["company_name"] for row in customers

@@ -15,6 +15,7 @@ from csops.dashboards.marts import MartMissing, WarehouseUnavailable, last_succe
 
 STATUS_COLOURS = {"Green": "#2e9e5b", "Yellow": "#e0b400", "Red": "#d1343b"}
 STATUS_ORDER = ("Red", "Yellow", "Green")
+NO_STATUS = "no_status"  # a company scored without a status: no indicator had data
 
 
 def stop_with(message: str, *, error: bool = False) -> None:

@@ -103,6 +103,7 @@ WORDS: dict[str, tuple[str, str]] = {
     # csm
     "choose_csm": ("CSMを選択", "Choose a CSM"),
     "status_filter": ("ステータスで絞り込み", "Filter by status"),
+    "no_status": ("ステータスなし", "No status"),
     "unknown_csm": ("CSM「{csm}」は見つかりません。", "No CSM \"{csm}\"."),
     "my_customers": ("担当顧客", "Customers"),
     "status": ("ステータス", "Status"),
