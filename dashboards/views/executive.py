@@ -5,7 +5,7 @@ Green/Yellow/Red mix month by month against its targets, and the KPI tree."""
 import plotly.graph_objects as go
 import streamlit as st
 
-from csops.dashboards.frame import STATUS_COLOURS, header, load, percent, yen
+from csops.dashboards.frame import STATUS_COLOURS, header, load, missing, percent, yen
 from csops.dashboards.labels import kpi_name, t
 
 months = load("dash_executive_monthly", order_by="month_start")
@@ -17,15 +17,16 @@ last = closed[closed["is_last_closed_month"]].iloc[0]
 st.subheader(f"{t('last_closed_month')}: {last['month_start']:%Y-%m}")
 
 
-def against(actual, target, *, at_most: bool = False) -> str | None:
+def against(actual, target) -> str | None:
     """The gap to the target as the metric's delta, e.g. '+2.1pt (目標 105.0%)'."""
-    if actual is None or target is None or actual != actual or target != target:
+    if missing(actual) or missing(target):
         return None
     return f"{(float(actual) - float(target)) * 100:+.1f}pt ({t('target')} {percent(target)})"
 
 
 columns = st.columns(4)
-columns[0].metric(t("nrr_month"), percent(last["nrr"]), against(last["nrr"], last["nrr_t12m_target"]))
+# The programme's NRR target is for the trailing twelve months; the month's NRR is shown beside it, not against it.
+columns[0].metric(t("nrr_month"), percent(last["nrr"]))
 columns[1].metric(t("nrr_t12m"), percent(last["nrr_t12m"]), against(last["nrr_t12m"], last["nrr_t12m_target"]))
 columns[2].metric(t("gross_churn_t12m"), percent(last["gross_churn_rate_t12m"]),
                   against(last["gross_churn_rate_t12m"], last["gross_churn_rate_t12m_target"]), delta_color="inverse")
@@ -55,7 +56,8 @@ left, right = st.columns(2)
 with left:
     line_chart(t("retention_trend"), [("nrr", t("nrr_month"), "#9db7d5", False),
                                       ("nrr_t12m", t("nrr_t12m"), "#1f5fa8", False),
-                                      ("nrr_t12m_target", t("target"), "#1f5fa8", True)], closed)
+                                      ("nrr_t12m_target", f"{t('nrr_t12m')} {t('target')}", "#1f5fa8", True)],
+               closed)
 with right:
     line_chart(t("churn_expansion_trend"),
                [("gross_churn_rate_t12m", t("gross_churn_t12m"), "#d1343b", False),
@@ -95,7 +97,7 @@ st.subheader(f"{t('kpi_tree')} ({kpis['month_start'].iloc[0]:%Y-%m})")
 
 
 def kpi_value(value, unit: str) -> str:
-    if value is None or value != value:
+    if missing(value):
         return "—"
     return {"ratio": percent, "jpy": yen}.get(unit, lambda number: f"{float(number):,.1f}")(value)
 
