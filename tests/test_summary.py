@@ -64,3 +64,26 @@ def test_no_health_line_before_the_mart_exists_or_for_a_day_without_scores(wareh
     with psycopg.connect(warehouse_url, autocommit=True) as connection:
         connection.execute(HEALTH_ROWS)
     assert "Health" not in format_summary(run_summary(warehouse_url, "no-such-run", run_date=date(2026, 11, 21)))
+
+
+def test_a_rubric_change_is_named_with_what_it_moved(warehouse_url):
+    with psycopg.connect(warehouse_url, autocommit=True) as connection:
+        connection.execute("""
+            create schema if not exists marts;
+            create table marts.fct_health_scores (
+                company_id text, score_date date, health_status text, status_transition text,
+                is_low_coverage boolean, override_status text, rubric_version text, rubric_hash text,
+                previous_rubric_version text, previous_rubric_hash text, total_score numeric,
+                total_score_previous_rubric numeric, health_status_previous_rubric text);
+            insert into marts.fct_health_scores values
+                ('a', '2026-11-19', 'Red', null, false, null, 'v3', 'h3', null, null, 1.70, null, null),
+                ('a', '2026-11-20', 'Yellow', 'Red→Yellow', false, null, 'v4', 'h4', 'v3', 'h3', 1.85, 1.70, 'Red'),
+                ('b', '2026-11-20', 'Yellow', 'Red→Yellow', false, null, 'v4', 'h4', 'v3', 'h3', 1.80, 1.75, 'Red'),
+                ('c', '2026-11-20', 'Green', 'Yellow→Green', false, null, 'v4', 'h4', 'v3', 'h3', 2.55, 2.45, 'Yellow'),
+                ('d', '2026-11-20', 'Green', null, false, null, 'v4', 'h4', 'v3', 'h3', 2.90, 2.80, 'Green'),
+                ('e', '2026-11-20', 'Red', null, false, null, 'v4', 'h4', 'v3', 'h3', 1.20, 1.20, 'Red');
+        """)
+    text = format_summary(run_summary(warehouse_url, "no-such-run"))
+    assert ("  rubric v3 → v4: 4 scores changed, 3 statuses: Red→Yellow 2, Yellow→Green 1 (the rubric changed, "
+            "not the customers: its status changes fire no playbook)") in text
+    assert "rubric" not in format_summary(run_summary(warehouse_url, "no-such-run", run_date=date(2026, 11, 19)))

@@ -16,6 +16,10 @@
         Write the activation models' changes back to Salesforce (connection salesforce_default, else the
         local sandbox org) as the daily run does; --dry-run only reports what would be sent; --resend makes
         the ledger forget those objects first, so their rows are sent in full.
+    csops rubric diff
+        Which companies the working copy's health rubric (dbt_project/seeds/health/, edits not committed yet)
+        would move against the rubric the warehouse last scored with: on the latest scored date, each
+        company's score and status before and after. Builds nothing; changes nothing.
     csops activation run [--date YYYY-MM-DD --dry-run --override-killswitch]
         The activation of a date in this process, as cs_activation's tasks do it (killswitch, write-back,
         playbooks, digest), for running it without the scheduler.
@@ -386,6 +390,30 @@ def command_warehouse(_arguments: argparse.Namespace) -> None:
             print("stopping")
 
 
+def command_rubric(arguments: argparse.Namespace) -> None:
+    import psycopg
+
+    from csops.rubric import RubricDiffError, compile_rubric_diff, format_rubric_diff, read_rubric_seeds, rubric_diff
+
+    project = settings.dbt_project_dir()
+    try:
+        proposal = read_rubric_seeds(project / "seeds")
+    except FileNotFoundError as error:
+        raise SystemExit(f"csops rubric diff: {error}") from None
+    with local_stack(salesforce=False, board=False, channels=False) as stack:
+        environment = {**dbt_environment(stack.warehouse_url), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        try:
+            sql = compile_rubric_diff(BIN / "dbt", project, environment, proposal)
+            with psycopg.connect(stack.warehouse_url) as connection:
+                diff = rubric_diff(connection, sql)
+        except (RubricDiffError, psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as error:
+            raise SystemExit(f"csops rubric diff: {error}".rstrip()
+                             + ("" if isinstance(error, RubricDiffError) else
+                                "\nThe warehouse has no health scores with rubric versions yet: run the daily job "
+                                "(make run; after an upgrade, make run ARGS=--rebuild-marts).")) from None
+    print(format_rubric_diff(diff))
+
+
 def command_ui(arguments: argparse.Namespace) -> None:
     from csops import local_airflow
 
@@ -480,6 +508,10 @@ def main(argv: list[str] | None = None) -> None:
     writeback.add_argument("--resend", metavar="OBJECTS",
                            help="send these objects in full: 'all' or a comma-separated list, e.g. Usage__c")
     writeback.set_defaults(handler=command_writeback)
+    rubric = commands.add_parser("rubric", help="the health-score rubric: what an edit would change")
+    rubric.add_argument("action", choices=["diff"],
+                        help="diff: the companies the working copy's rubric would move, before it is committed")
+    rubric.set_defaults(handler=command_rubric)
     activation = commands.add_parser("activation", help="the activation of a date: run it, list or re-send the "
                                                         "firings of unknown fate")
     actions = activation.add_subparsers(dest="action", required=True)

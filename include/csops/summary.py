@@ -13,6 +13,8 @@ from datetime import date
 import psycopg
 from psycopg.rows import dict_row, tuple_row
 
+from csops.rubric import format_rubric_change, rubric_change
+
 MODEL_TYPES = ("model", "seed", "snapshot")
 TEST_TYPES = ("test", "unit_test")
 FAILED_TASK_STATES = ("failed",)
@@ -192,9 +194,13 @@ def health_of_the_day(connection: psycopg.Connection, run_date: date | None) -> 
         where score_date = %s and status_transition is not null
         group by status_transition order by count(*) desc, status_transition
         """, (score_date,)).fetchall()
+    has_rubric = cursor.execute(
+        "select count(*) as found from information_schema.columns where table_schema = 'marts' "
+        "and table_name = 'fct_health_scores' and column_name = 'previous_rubric_hash'").fetchone()["found"]
     return {
         "score_date": score_date,
         "statuses": {row["health_status"]: row["companies"] for row in statuses},
+        "rubric_change": rubric_change(connection, score_date) if has_rubric else None,
         "low_coverage": sum(row["low_coverage"] for row in statuses),
         "overridden": sum(row["overridden"] for row in statuses),
         "transitions": {row["status_transition"]: row["companies"] for row in transitions},
@@ -231,9 +237,13 @@ def format_health(health: dict) -> list[str]:
     notes = [f"{health[key]:,} {words}" for key, words in (("low_coverage", "with low coverage"),
                                                             ("overridden", "overridden by a CSM")) if health[key]]
     transitions = ", ".join(f"{transition} {count:,}" for transition, count in health["transitions"].items())
-    return [f"Health, {health['score_date']:%Y-%m-%d} (marts.fct_health_scores): {total:,} companies: {mix}"
-            + (f"; {', '.join(notes)}" if notes else ""),
-            f"  status changes that day: {transitions or 'none'}"]
+    lines = [f"Health, {health['score_date']:%Y-%m-%d} (marts.fct_health_scores): {total:,} companies: {mix}"
+             + (f"; {', '.join(notes)}" if notes else ""),
+             f"  status changes that day: {transitions or 'none'}"]
+    if change := health.get("rubric_change"):
+        lines.append(f"  {format_rubric_change(change)} (the rubric changed, not the customers: "
+                     "its status changes fire no playbook)")
+    return lines
 
 
 def format_summary(summary: dict) -> str:
@@ -328,6 +338,8 @@ def activation_summary(warehouse_url: str, run_id: str, run_date: date, *, dry_r
             day = {row["playbook_key"]: row for row in connection.execute(
                 "select playbook_key, outcome, detail, airflow_run_id = %s as this_run from ops.playbook_firings "
                 "where run_date = %s and company_id is null", (run_id, run_date)).fetchall()}
+    with psycopg.connect(warehouse_url, row_factory=dict_row) as connection:
+        health = health_of_the_day(connection, run_date)
     states = task_states or {}
     failures = [{"task": task_id, "what": None, "error": "the task failed; its log has the error"}
                 for task_id, state in sorted(states.items()) if state in FAILED_TASK_STATES]
@@ -336,6 +348,7 @@ def activation_summary(warehouse_url: str, run_id: str, run_date: date, *, dry_r
     return {
         "run_id": run_id,
         "run_date": run_date,
+        "rubric_change": (health or {}).get("rubric_change"),
         "dry_run": dry_run,
         "failures": failures,
         "killswitch": verdict,
@@ -367,6 +380,9 @@ def format_activation_summary(summary: dict) -> str:
     if summary["failures"]:
         lines += [f"FAILED ({len(summary['failures'])}):"]
         lines += [f"  {failure['task']}: {failure['error']}" for failure in summary["failures"]]
+    if change := summary.get("rubric_change"):
+        lines.append(f"{format_rubric_change(change)}: the rubric changed, not the customers; those status "
+                     "changes fire no playbook and no Slack line")
     verdict = summary["killswitch"]
     if verdict is None:
         lines.append("Killswitch: did not finish; nothing was written back or fired")

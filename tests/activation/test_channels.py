@@ -259,13 +259,6 @@ def marts_url(warehouse_url) -> str:
     return warehouse_url
 
 
-def test_status_change_rows_come_from_the_health_mart_with_names(marts_url):
-    rows = channels.status_change_rows(marts_url, date(2026, 11, 20))
-    assert [(row["company_id"], row["company_name"], row["status_transition"], row["csm_name"]) for row in rows] == [
-        ("C1", "株式会社赤", "Green→Red", "佐藤"), ("C3", None, "Yellow→Green", None)]
-    assert channels.status_change_rows(marts_url, date(2026, 11, 19)) == []
-
-
 def digest(url: str, day: date) -> dict:
     from csops.activation.digest import digest_message, digest_of
 

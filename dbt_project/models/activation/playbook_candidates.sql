@@ -6,6 +6,11 @@
 -- candidate cannot be sent (no CSM, no Salesforce account, no key contact): the activation records it as
 -- skipped. Whether it fires is decided by the activation's ledger (cooldown, a firing already made for the
 -- date): `firing_key` (company|playbook|run date) names the firing there and in Salesforce.
+--
+-- A status the rubric put a company in fires nothing: the status and status-change triggers are left out when
+-- the change that started the company's current status was caused by a rubric change
+-- (fct_health_scores.status_change_cause = 'rubric_change', on the run date or on status_since). Signals fire as
+-- usual.
 
 with
 
@@ -58,6 +63,30 @@ health_today as (
 
 ),
 
+-- what caused the change into the company's current status: today's change, or the one on status_since
+status_entry as (
+
+    select
+        health_today.company_id,
+        coalesce(health_today.status_change_cause, status_started.status_change_cause) as status_change_cause
+    from health_today
+    left join health_scores as status_started
+        on health_today.company_id = status_started.company_id
+        and health_today.status_since = status_started.score_date
+
+),
+
+-- the statuses and changes a rubric change made; they trigger no playbook
+health_triggering as (
+
+    select health_today.*
+    from health_today
+    inner join status_entry
+        on health_today.company_id = status_entry.company_id
+    where status_entry.status_change_cause is distinct from 'rubric_change'
+
+),
+
 -- a trigger that holds today: the status, the status change or the active signal, with when it started
 triggers as (
 
@@ -67,7 +96,7 @@ triggers as (
         health_status as trigger_value,
         status_since as trigger_started_on,
         top_reasons as trigger_detail
-    from health_today
+    from health_triggering
 
     union all
 
@@ -77,7 +106,7 @@ triggers as (
         health_status as trigger_value,
         score_date as trigger_started_on,
         status_transition || coalesce(': ' || top_reasons, '') as trigger_detail
-    from health_today
+    from health_triggering
     where status_transition is not null
 
     union all

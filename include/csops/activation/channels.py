@@ -24,15 +24,12 @@ import smtplib
 import urllib.error
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
 from email.headerregistry import Address
 from email.utils import formataddr, parseaddr
 from pathlib import Path
 
-import psycopg
 from jinja2 import ChainableUndefined, Environment, FileSystemLoader, TemplateNotFound
 from markupsafe import Markup, escape
-from psycopg.rows import dict_row
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from csops import settings
@@ -262,21 +259,6 @@ def post_slack(text: str, blocks: list[dict] | None = None, conn_id: str = setti
 def _mrkdwn(value) -> str:
     """Text for Slack's mrkdwn: &, < and > escaped as Slack asks."""
     return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def status_change_rows(warehouse_url: str, run_date: date) -> list[dict]:
-    """The companies whose health status changed on `run_date`, worst new status first, with name and CSM."""
-    with psycopg.connect(warehouse_url, row_factory=dict_row) as connection:
-        return connection.execute(
-            """
-            select h.company_id, c.company_name, h.previous_health_status, h.health_status, h.status_transition,
-                h.top_reasons, c.csm_name, h.total_score, h.score_date
-            from marts.fct_health_scores as h
-            left join marts.dim_companies as c on c.company_id = h.company_id
-            where h.score_date = %s and h.status_transition is not null
-            order by array_position(array['Red', 'Yellow', 'Green'], h.health_status::text), c.company_name,
-                h.company_id
-            """, (run_date,)).fetchall()
 
 
 def _transition(row: Mapping) -> tuple[str, str]:

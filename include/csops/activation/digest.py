@@ -1,5 +1,6 @@
-"""The CS managers' daily digest in Slack, once per date: the health mix and its changes, active signals, the
-latest NRR, the playbooks fired, and the firings whose fate is unknown (for a person to check)."""
+"""The CS managers' daily digest in Slack, once per date: the health mix and its changes (and, on the day the
+rubric changed, what the rubric moved), active signals, the latest NRR, the playbooks fired, and the firings
+whose fate is unknown (for a person to check)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from csops.activation.ledger import (
     unknown_firings,
 )
 from csops.activation.playbooks import Senders
+from csops.rubric import format_rubric_change
 from csops.summary import HEALTH_STATUSES, active_signals, health_of_the_day, latest_revenue, percent
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,8 @@ def digest_message(digest: dict) -> dict:
                          f"({health['statuses'].get(status, 0) / total:.0%})" for status in HEALTH_STATUSES)
         changes = ", ".join(f"{transition} {count}" for transition, count in health["transitions"].items())
         lines += [f"*ヘルス* ({total:,}社): {mix}", f"*ステータス変化*: {changes or 'なし'}"]
+        if health.get("rubric_change"):
+            lines.append(f"*ルーブリック*: {format_rubric_change(health['rubric_change'], 'ja')}")
     else:
         lines.append(f"*ヘルス*: {run_date} のスコアがありません")
     kinds = {"risk": "リスク", "expansion": "拡大"}

@@ -9,7 +9,16 @@
     (so re-running or backfilling a past date rewrites that date and leaves the others). The previous
     status, transition, status_since and days_in_status come from the company's latest earlier scored
     date: from this table on an incremental run, from the rows being written on a full build.
+
+    Each row carries the rubric version it was computed with (health_rubric_versions: the hash of the rubric
+    seeds and their label). When a company's previous row was computed with another rubric (a daily run after
+    the rubric seeds changed), the day is also scored under that previous rubric
+    (macros/health_rubric.sql): a status change that the previous rubric would not have made, because it gives
+    the previous status on the same day's values, has status_change_cause 'rubric_change'; every other status
+    change 'customer_change'. A full build computes every row with the rubric the seeds hold, so its rows
+    have one version and no rubric change.
 #}
+-- depends_on: {{ ref('int_health_measures') }} (read by health_scores_under_rubrics() on a daily run)
 {{ config(
     materialized='incremental',
     unique_key='score_date',
@@ -48,6 +57,18 @@ settings as (
 overrides as (
 
     select * from {{ ref('int_health_status_overrides') }}
+
+),
+
+current_rubric as (
+
+    select * from {{ ref('int_health_rubric') }}
+
+),
+
+rubric_versions as (
+
+    select * from {{ ref('health_rubric_versions') }}
 
 ),
 
@@ -187,7 +208,8 @@ previous_rows as (
         company_id,
         health_status,
         status_since,
-        days_in_status
+        days_in_status,
+        rubric_hash
     from {{ this }}
     where score_date < {{ run_date() }}
     order by company_id, score_date desc
@@ -199,6 +221,11 @@ with_history as (
     select
         with_status.*,
         previous_rows.health_status as previous_health_status,
+        -- the rubric of the previous row, when it is not the one this run scores with
+        case
+            when previous_rows.rubric_hash <> (select current_rubric.rubric_hash from current_rubric)
+                then previous_rows.rubric_hash
+        end as previous_rubric_hash,
         case
             when previous_rows.health_status is not distinct from with_status.health_status
                 and previous_rows.company_id is not null
@@ -214,6 +241,37 @@ with_history as (
     from with_status
     left join previous_rows
         on with_status.company_id = previous_rows.company_id
+
+),
+
+-- the company-days whose previous row was computed with another rubric: scored again under that rubric
+rescore_targets as (
+
+    select
+        company_id,
+        score_date,
+        previous_rubric_hash as rubric_hash
+    from with_history
+    where previous_rubric_hash is not null
+
+),
+
+{{ health_scores_under_rubrics('rescore_targets', 'rubric_versions', 'previous_rubric_scores', run_date()) }}
+
+with_rubric as (
+
+    select
+        with_history.*,
+        previous_rubric_scores.total_score as total_score_previous_rubric,
+        -- the effective status under the previous rubric: an override in force wins, as it does today
+        case
+            when with_history.previous_rubric_hash is not null
+                then coalesce(with_history.override_status, previous_rubric_scores.computed_status)
+        end as health_status_previous_rubric
+    from with_history
+    left join previous_rubric_scores
+        on with_history.company_id = previous_rubric_scores.company_id
+        and with_history.score_date = previous_rubric_scores.score_date
 
 ),
 
@@ -253,6 +311,18 @@ with_history as (
         row_number() over (same_run order by status_runs.score_date) as days_in_status
     from status_runs
     window same_run as (partition by status_runs.company_id, status_runs.status_run)
+
+),
+
+-- a full build computes every row with one rubric: no row has a previous rubric
+with_rubric as (
+
+    select
+        with_history.*,
+        cast(null as text) as previous_rubric_hash,
+        cast(null as numeric) as total_score_previous_rubric,
+        cast(null as text) as health_status_previous_rubric
+    from with_history
 
 ),
 
@@ -319,11 +389,35 @@ final as (
         cast(days_in_status as integer) as days_in_status,
         cast(top_reasons as text) as top_reasons,
 
+        -- the rubric: the version this row was computed with and, when the company's previous row had
+        -- another one, that version's answer for the same day and what caused a status change
+        cast((select current_rubric.rubric_hash from current_rubric) as text) as rubric_hash,
+        cast((select current_rubric.rubric_version from current_rubric) as text) as rubric_version,
+        cast(previous_rubric_hash as text) as previous_rubric_hash,
+        cast(
+            (select rubric_versions.rubric_version from rubric_versions
+             where rubric_versions.rubric_hash = with_rubric.previous_rubric_hash)
+            as text
+        ) as previous_rubric_version,
+        cast(total_score_previous_rubric as numeric(4, 2)) as total_score_previous_rubric,
+        cast(health_status_previous_rubric as text) as health_status_previous_rubric,
+        cast(
+            case
+                when previous_health_status is not distinct from health_status or previous_health_status is null
+                    then null
+                when previous_rubric_hash is not null
+                    and health_status_previous_rubric is not distinct from previous_health_status
+                    then 'rubric_change'
+                else 'customer_change'
+            end
+            as text
+        ) as status_change_cause,
+
         -- lineage: the run that wrote the row
         cast({{ run_date() }} as date) as computed_for_run_date,
         {{ computed_at() }} as computed_at
 
-    from with_history
+    from with_rubric
 
 )
 
