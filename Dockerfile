@@ -29,10 +29,12 @@ ENV CS_DBT_PROJECT_DIR=/opt/airflow/dbt_project \
     CS_LOCAL_DIR=/opt/airflow/csops \
     CS_INBOX_DIR=/opt/airflow/inbox \
     CS_WORLD_DIR=/opt/airflow/world \
+    CS_DASHBOARDS_DIR=/opt/airflow/dashboards \
     AIRFLOW__COSMOS__ENABLE_TELEMETRY=False
 
 COPY --chown=airflow:0 dags /opt/airflow/dags
 COPY --chown=airflow:0 dbt_project /opt/airflow/dbt_project
+COPY --chown=airflow:0 dashboards /opt/airflow/dashboards
 
 # The manifest Cosmos renders the DAG's dbt tasks from (LoadMode.DBT_MANIFEST). Parsing needs no database;
 # profiles.yml's defaults are enough.

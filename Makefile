@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 INSTALLED := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test install lint warehouse ui bench bench-dbt clean manifest
+.PHONY: run test install lint warehouse ui dashboards bench bench-dbt clean manifest
 
 run: $(INSTALLED)
 	$(VENV)/bin/csops run $(ARGS)
@@ -36,6 +36,10 @@ warehouse: $(INSTALLED)
 # A real Airflow 3 (api-server, scheduler, dag-processor, triggerer) with its UI on 127.0.0.1 until Ctrl-C.
 ui: $(INSTALLED)
 	$(VENV)/bin/csops ui $(ARGS)
+
+# The CS dashboards (Streamlit) on http://127.0.0.1:8501 against the local warehouse until Ctrl-C.
+dashboards: $(INSTALLED)
+	$(VENV)/bin/csops dashboards $(ARGS)
 
 # Extract-load benchmarks: project loader vs raw COPY pipe vs dlt (dlt lives in its own venv); then
 # 200,000 Salesforce Tasks extracted by REST and by Bulk API 2.0 from the sandbox org; then a full read

@@ -30,6 +30,10 @@
     csops ui [--accounts 200 --days 180 --seed 42]
         A real Airflow 3 on 127.0.0.1 (port CS_AIRFLOW_PORT, 8080): the stack and sandbox as for `run`, then
         api-server, scheduler (LocalExecutor), dag-processor and triggerer until Ctrl-C.
+    csops dashboards [--accounts 200 --days 180 --seed 42]
+        The CS dashboards (Streamlit, dashboards/app.py) on 127.0.0.1 (port CS_DASHBOARDS_PORT, 8501) against
+        the warehouse until Ctrl-C; when the local warehouse has no dashboard marts yet, the daily job runs
+        first for that world, as `csops run` does.
 """
 
 from __future__ import annotations
@@ -436,6 +440,39 @@ def command_ui(arguments: argparse.Namespace) -> None:
         print("Stopped.")
 
 
+def command_dashboards(arguments: argparse.Namespace) -> None:
+    from csops import local_airflow
+    from csops.dashboards.server import Dashboards, DashboardsDied, missing_marts, warehouse
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as `csops ui`: `kill -INT` must stop it
+    port = settings.dashboards_port()
+    local_airflow.ensure_port_free(port, "CS_DASHBOARDS_PORT")
+    def serve(url: str) -> None:
+        log_file = settings.local_dir() / "logs" / "dashboards.log"
+        with Dashboards(url, port, log_file, settings.dashboards_host()) as server:
+            server.wait_until_ready()
+            print(server.banner(), flush=True)
+            server.watch()
+
+    try:
+        with warehouse() as url:
+            # A configured warehouse is built by its own Airflow: its pages say what is missing. The local one
+            # is built here on first use.
+            missing = missing_marts(url) if not settings.configured_warehouse_url() else []
+            if not missing:
+                serve(url)
+        if missing:
+            log.info("the warehouse has no %s yet: running the daily job first", ", ".join(missing))
+            command_run(argparse.Namespace(**vars(arguments), date=None, full_refresh=None, rebuild_marts=False,
+                                           dry_run=settings.activation_dry_run()))
+            with warehouse() as url:
+                serve(url)
+    except DashboardsDied as error:
+        raise SystemExit(str(error)) from None
+    except KeyboardInterrupt:
+        print("Stopped.")
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     # `kill` and CI timeouts send SIGTERM: turn it into an exit so the servers we started are stopped.
@@ -493,6 +530,9 @@ def main(argv: list[str] | None = None) -> None:
     ui = commands.add_parser("ui", help="a real Airflow 3 with its UI on 127.0.0.1 until Ctrl-C")
     add_world_arguments(ui)
     ui.set_defaults(handler=command_ui)
+    dashboards = commands.add_parser("dashboards", help="the CS dashboards on 127.0.0.1 until Ctrl-C")
+    add_world_arguments(dashboards)
+    dashboards.set_defaults(handler=command_dashboards)
     arguments = parser.parse_args(argv)
     arguments.handler(arguments)
 

@@ -66,7 +66,8 @@ def ui_log_dir() -> Path:
     return settings.local_dir() / "logs" / "ui"
 
 
-def ensure_port_free(port: int) -> None:
+def ensure_port_free(port: int, variable: str = "CS_AIRFLOW_PORT") -> None:
+    """Exit with a clear message when something listens on `port` already; `variable` is the setting to change."""
     with socket.socket() as probe:
         # As the api-server binds: connections of a previous session in TIME_WAIT do not hold the port.
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -74,7 +75,7 @@ def ensure_port_free(port: int) -> None:
             probe.bind(("127.0.0.1", port))
         except OSError as error:
             raise SystemExit(f"Port {port} on 127.0.0.1 is in use ({error.strerror}); "
-                             f"set CS_AIRFLOW_PORT to a free port.") from error
+                             f"set {variable} to a free port.") from error
 
 
 def metadata_url(stack: Stack, home: Path) -> str:

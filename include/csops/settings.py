@@ -182,3 +182,25 @@ def activation_max_firing_share() -> float:
 def activation_ops_email() -> str:
     """Where the killswitch's alert e-mail goes (CS_ACTIVATION_OPS_EMAIL, default the sandbox's ops address)."""
     return os.environ.get("CS_ACTIVATION_OPS_EMAIL", "cs-ops@csops.sandbox")
+
+
+def dashboards_port() -> int:
+    """The port `csops dashboards` serves the Streamlit dashboards on, at 127.0.0.1 (CS_DASHBOARDS_PORT, 8501)."""
+    return int(os.environ.get("CS_DASHBOARDS_PORT", "8501"))
+
+
+def dashboards_host() -> str:
+    """The address `csops dashboards` binds (CS_DASHBOARDS_HOST, default 127.0.0.1; 0.0.0.0 in a container)."""
+    return os.environ.get("CS_DASHBOARDS_HOST", "127.0.0.1")
+
+
+def dashboards_dir() -> Path:
+    """The Streamlit app (app.py and its views/): CS_DASHBOARDS_DIR when set (an image installs the package away
+    from the checkout), else the checkout's dashboards/."""
+    return Path(os.environ.get("CS_DASHBOARDS_DIR", REPO_ROOT / "dashboards")).resolve()
+
+
+def dashboards_language() -> str:
+    """The dashboards' language: `ja` (default) or `en` (CS_DASHBOARDS_LANGUAGE)."""
+    chosen = os.environ.get("CS_DASHBOARDS_LANGUAGE", "ja").strip().lower()
+    return chosen if chosen in ("ja", "en") else "ja"

@@ -392,6 +392,23 @@ def test_the_sandbox_service_runs_an_existing_csops_command(compose):
     assert parse_csops(["sandbox", "hubspot"]).returncode != 0
 
 
+def test_the_dashboards_service_serves_the_app_against_the_warehouse(compose):
+    service = compose["services"]["dashboards"]
+    assert service["entrypoint"] == ["csops"]
+    result = parse_csops(list(service["command"]))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1])["handler"] == "command_dashboards"
+    environment = environment_of(service)
+    # the warehouse the DAG builds (so csops reads it and never builds one of its own), reachable from the host
+    assert environment["AIRFLOW_CONN_CS_WAREHOUSE"] == environment_of(compose["services"]["airflow-worker"])[
+        "AIRFLOW_CONN_CS_WAREHOUSE"]
+    assert environment["CS_DASHBOARDS_HOST"] == "0.0.0.0"
+    assert service["ports"][0].endswith(f":{environment['CS_DASHBOARDS_PORT']}")
+    assert f":{environment['CS_DASHBOARDS_PORT']}/_stcore/health" in " ".join(service["healthcheck"]["test"])
+    assert ("COPY", "--chown=airflow:0 dashboards /opt/airflow/dashboards") in dockerfile_instructions()
+    assert dockerfile_env()["CS_DASHBOARDS_DIR"] == "/opt/airflow/dashboards"
+
+
 def test_sandbox_fills_a_configured_database_without_the_embedded_server(postgres, tmp_path):
     """What the nexpro-sandbox service does: only CS_NEXPRO_URL set, no warehouse, no embedded server."""
     url = create_database(postgres, "sources")

@@ -37,6 +37,7 @@ by_csm as (
         count(*) filter (where portfolio.health_status is null) as companies_without_status,
         sum(portfolio.status_transitions_7d) as status_transitions_7d,
         sum(portfolio.status_worsened_7d) as status_worsened_7d,
+        sum(portfolio.status_improved_7d) as status_improved_7d,
         count(*) filter (where portfolio.tier in ('Tier 1', 'Tier 2')) as tier_1_2_companies,
         count(*) filter (where portfolio.tier in ('Tier 1', 'Tier 2') and portfolio.has_qbr_last_3_months)
             as tier_1_2_with_qbr,
@@ -79,6 +80,7 @@ final as (
             as numeric(12,6)) as red_share,
         cast(by_csm.status_transitions_7d as integer) as status_transitions_7d,
         cast(by_csm.status_worsened_7d as integer) as status_worsened_7d,
+        cast(by_csm.status_improved_7d as integer) as status_improved_7d,
 
         -- QBR rate of Tier 1 and 2: a QBR in the three months ending on the run date
         cast(by_csm.tier_1_2_companies as integer) as tier_1_2_companies,

@@ -23,7 +23,8 @@ health_now as (
 
 ),
 
--- status changes in the seven days ending on the run date; a move towards Red is a worsening
+-- status changes in the seven days ending on the run date; a move towards Red is a worsening, towards
+-- Green an improvement
 transitions_this_week as (
 
     select
@@ -33,6 +34,10 @@ transitions_this_week as (
             where case previous_health_status when 'Green' then 3 when 'Yellow' then 2 when 'Red' then 1 end
                 > case health_status when 'Green' then 3 when 'Yellow' then 2 when 'Red' then 1 end
         ) as status_worsened_7d,
+        count(*) filter (
+            where case previous_health_status when 'Green' then 3 when 'Yellow' then 2 when 'Red' then 1 end
+                < case health_status when 'Green' then 3 when 'Yellow' then 2 when 'Red' then 1 end
+        ) as status_improved_7d,
         string_agg(cast(score_date as text) || ' ' || status_transition, '; ' order by score_date)
             as status_transitions_7d_text
     from health_scores
@@ -75,6 +80,7 @@ final as (
         cast(health_now.days_in_status as integer) as days_in_status,
         cast(coalesce(transitions_this_week.status_transitions_7d, 0) as integer) as status_transitions_7d,
         cast(coalesce(transitions_this_week.status_worsened_7d, 0) as integer) as status_worsened_7d,
+        cast(coalesce(transitions_this_week.status_improved_7d, 0) as integer) as status_improved_7d,
         cast(transitions_this_week.status_transitions_7d_text as text) as status_transitions_7d_text,
         cast(health_now.top_reasons as text) as top_reasons,
 

@@ -1,9 +1,10 @@
 -- The Executive dashboard, one row per month: the closed months of the revenue marts (NRR, gross churn,
 -- expansion, MRR, with the KPI targets of the month's programme year), the months with health scores
 -- (the Green/Yellow/Red mix on the month's last scored day; the run date's month is month to date), the
--- CS-originated revenue of the month (won Upsell and Cross-sell deals by close date), and CMRR as of the
--- run date on the last closed month's row. A KPI with no figure in a month (nobody eligible, not enough
--- history) has a null share and its reason beside it (<kpi>_reason, from fct_kpi_monthly).
+-- CS-originated revenue of the month (won Upsell and Cross-sell deals by close date), its paid-services
+-- revenue, and CMRR as of the run date on the last closed month's row. A KPI with no figure in a month
+-- (nobody eligible, not enough history) has a null share and its reason beside it (<kpi>_reason, from
+-- fct_kpi_monthly).
 
 with
 
@@ -171,6 +172,9 @@ final as (
         cast(coalesce(cs_originated.deals_won, 0) as integer) as cs_originated_deals_won,
         cast(coalesce(cs_originated.amount_jpy, 0) as numeric(18,2)) as cs_originated_annual_amount_jpy,
         cast(coalesce(cs_originated.amount_jpy, 0) / 12 as numeric(18,2)) as cs_originated_mrr,
+
+        -- paid services: one-off revenue billed in the month (not MRR)
+        cast(revenue.paid_services_revenue as numeric(18,2)) as paid_services_revenue,
 
         -- health mix on the month's last scored day
         cast(health_mix.score_date as date) as health_scored_on,
