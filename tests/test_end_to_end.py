@@ -126,7 +126,8 @@ def test_the_run_prints_a_short_account_and_keeps_the_full_logs_in_a_file(first_
     assert "▸ extract" in first_run and "✓ extract: 27 tasks" in first_run
     assert "✓ dbt:" in first_run and "✓ source_freshness: 1 task" in first_run
     assert first_run.count("▸ dbt") == 1, "dbt is one stage, wherever source_freshness ran"
-    assert len(first_run.splitlines()) < 100, "no task logs on the console"
+    progress = " … "  # a running stage's line every 15 s: their number follows the machine's speed
+    assert len([line for line in first_run.splitlines() if progress not in line]) < 100, "no task logs on the console"
     [log_file] = (local_dir / "logs").glob("run-*.log")
     assert str(log_file) in first_run, "the console names the log file"
     full = log_file.read_text()

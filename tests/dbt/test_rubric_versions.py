@@ -133,6 +133,21 @@ def test_the_run_names_the_rubric_change_with_what_it_moved(rubric_edit):
     assert all(f"{t} {n}社" in japanese for t, n in moved.items())
 
 
+def test_the_digest_and_the_activation_summary_name_the_rubric_change(rubric_edit):
+    from csops.activation.digest import digest_message, digest_of
+    from csops.summary import activation_summary, format_activation_summary
+
+    warehouse = rubric_edit["warehouse"]
+    with psycopg.connect(warehouse, autocommit=True) as connection:
+        change = rubric_change(connection, RUN_DATE)
+        text = digest_message(digest_of(connection, RUN_DATE))["blocks"][1]["text"]["text"]
+    assert change and f"*ルーブリック*: {format_rubric_change(change, 'ja')}" in text
+    verdict = {"run_date": RUN_DATE.isoformat(), "decision": "passed", "reasons": [], "tripped": False}
+    summary = format_activation_summary(activation_summary(warehouse, "rubric", RUN_DATE, verdict=verdict))
+    assert f"{format_rubric_change(change)}: the rubric changed, not the customers" in summary
+
+
+
 def test_the_next_day_keeps_the_new_rubric_and_its_history_survives_a_full_refresh(rubric_edit, dbt_target):
     warehouse = rubric_edit["warehouse"]
     next_day = RUN_DATE + timedelta(days=1)
@@ -199,17 +214,3 @@ def test_rubric_diff_lists_the_companies_a_working_copy_edit_would_move(rubric_e
             assert f"{row['health_status']} → {status}" in line, line
     # nothing was built: the warehouse still holds v2
     assert mart_rows(warehouse) == stored
-
-
-def test_the_digest_and_the_activation_summary_name_the_rubric_change(rubric_edit):
-    from csops.activation.digest import digest_message, digest_of
-    from csops.summary import activation_summary, format_activation_summary
-
-    warehouse = rubric_edit["warehouse"]
-    with psycopg.connect(warehouse, autocommit=True) as connection:
-        change = rubric_change(connection, RUN_DATE)
-        text = digest_message(digest_of(connection, RUN_DATE))["blocks"][1]["text"]["text"]
-    assert change and f"*ルーブリック*: {format_rubric_change(change, 'ja')}" in text
-    verdict = {"run_date": RUN_DATE.isoformat(), "decision": "passed", "reasons": [], "tripped": False}
-    summary = format_activation_summary(activation_summary(warehouse, "rubric", RUN_DATE, verdict=verdict))
-    assert f"{format_rubric_change(change)}: the rubric changed, not the customers" in summary
