@@ -355,3 +355,25 @@ def test_a_quarantined_row_does_not_hide_a_hard_delete(nexpro_url, warehouse_url
     assert (result.rows_quarantined, result.rows_deleted) == (1, 1)
     assert execute(warehouse_url, "select viewing_session_id from raw_nexpro.viewing_sessions "
                                   "where _deleted_at is not null").fetchall() == [(2,)]
+
+
+def test_a_row_quarantined_during_a_full_reload_keeps_its_last_good_version(nexpro_url, warehouse_url):
+    load(nexpro_url, warehouse_url, "viewing_sessions", run_id="day-1")
+    before = dict(execute(warehouse_url, "select viewing_session_id, watch_seconds "
+                                         "from raw_nexpro.viewing_sessions").fetchall())
+    execute(nexpro_url, "alter table viewing_sessions alter column watch_seconds type text")
+    execute(nexpro_url, "update viewing_sessions set watch_seconds = '12分', updated_at = now() "
+                        "where viewing_session_id = 1")
+    execute(nexpro_url, "update viewing_sessions set watch_seconds = '600', updated_at = now() "
+                        "where viewing_session_id = 2")
+
+    result = load(nexpro_url, warehouse_url, "viewing_sessions", run_id="day-2", full_refresh=True)
+
+    assert result.load_mode == "full" and (result.rows_quarantined, result.rows_deleted) == (1, 0)
+    after = dict(execute(warehouse_url, "select viewing_session_id, watch_seconds from raw_nexpro.viewing_sessions "
+                                        "where _deleted_at is null").fetchall())
+    assert after.keys() == before.keys(), "no row vanished with the reload"
+    assert after[1] == before[1], "the quarantined row keeps the version loaded before"
+    assert after[2] == 600
+    reason, record = execute(warehouse_url, "select reason, record from ops.quarantine").fetchone()
+    assert record["viewing_session_id"] == 1 and "'12分' is not a valid integer" in reason

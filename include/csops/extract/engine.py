@@ -703,9 +703,7 @@ def _load(source: psycopg.Connection, warehouse: psycopg.Connection, table: Sour
             warehouse.execute(sql.SQL("create temporary table {} ({}) on commit drop").format(
                 stage, column_definitions(raw_types)))
             query = sql.SQL("select {} from {}").format(select_list, source_relation)
-            if full:
-                warehouse.execute(sql.SQL("truncate {}").format(target))
-            else:
+            if not full:
                 query += sql.SQL(" where {} >= {}").format(sql.Identifier(table.watermark_column),
                                                            sql.Literal(result.watermark_from))
             result.rows_read = stream(source, query, warehouse.cursor(), stage, column_list, label)
@@ -718,6 +716,10 @@ def _load(source: psycopg.Connection, warehouse: psycopg.Connection, table: Sour
             if not key_enforced:
                 result.rows_quarantined += quarantine_duplicate_keys(
                     warehouse, stage, table.primary_key, table.watermark_column, **labels)
+            if full and raw_has_rows:  # a row set aside this time keeps its last good version
+                keep_rows_missing_from_stage(warehouse, target, stage, table.primary_key)
+            if full:
+                warehouse.execute(sql.SQL("truncate {}").format(target))
             if not has_primary_key(warehouse, raw_schema, table.name):
                 ensure_primary_key(warehouse, target, table.name, table.primary_key)
             result.rows_inserted, result.rows_updated = merge_into(
@@ -860,6 +862,22 @@ def set_aside_rows_to_keep(warehouse: psycopg.Connection, target: sql.Composable
             and not exists (select from {source_keys} as source_key where {matches})
     """).format(deleted_at=sql.Identifier(DELETED_AT), source_file=sql.Identifier(SOURCE_FILE),
                 source_keys=source_keys, matches=key_matches("kept", "source_key", key))).rowcount
+
+
+def keep_rows_missing_from_stage(warehouse: psycopg.Connection, target: sql.Composable, stage: sql.Composable,
+                                 key: tuple[str, ...]) -> None:
+    """During a full reload, after quarantine and before `target` is truncated: keep the raw rows the source
+    still has but the stage no longer holds (their new version was quarantined), so that they come back as
+    they were, live, instead of vanishing with the truncate. Call after set_aside_rows_to_keep."""
+    warehouse.execute(sql.SQL("""
+        insert into kept_rows
+        select raw.* from {target} as raw
+        where raw.{deleted_at} is null and raw.{source_file} is null
+            and not exists (select from kept_rows as kept where {kept_matches})
+            and not exists (select from {stage} as staged where {stage_matches})
+    """).format(target=target, stage=stage, deleted_at=sql.Identifier(DELETED_AT),
+                source_file=sql.Identifier(SOURCE_FILE), kept_matches=key_matches("kept", "raw", key),
+                stage_matches=key_matches("staged", "raw", key)))
 
 
 def put_back_kept_rows(warehouse: psycopg.Connection, target: sql.Composable, table: SourceTable,
