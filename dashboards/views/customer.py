@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from csops.dashboards.frame import STATUS_COLOURS, header, load, load_ops, missing, number, percent, yen
-from csops.dashboards.labels import t
+from csops.dashboards.labels import localized, t
 
 companies = load("dash_customer_360", order_by="company_name", columns=("company_id", "company_name", "as_of_date"))
 as_of = header(t("customer"), companies, "dash_customer_360")
@@ -79,7 +79,7 @@ for status, colour in STATUS_COLOURS.items():
                                 marker={"color": colour, "symbol": "square", "size": 6}))
 figure.update_layout(height=320, margin={"t": 20, "b": 20}, yaxis={"range": [0.8, 3.1]})
 st.plotly_chart(figure, width="stretch")
-st.markdown(f"**{t('top_reasons')}**: {text(company['top_reasons'])}")
+st.markdown(f"**{t('top_reasons')}**: {text(localized(company, 'top_reasons'))}")
 if company["override_reason"]:
     st.markdown(f"override: {text(company['override_reason'])}")
 

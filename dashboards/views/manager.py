@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from csops.dashboards.frame import STATUS_COLOURS, header, load, number, percent, yen
-from csops.dashboards.labels import t
+from csops.dashboards.labels import localized, t
 
 team = load("dash_cs_manager", order_by="is_team_total desc, csm_user_id is null, csm_name")
 header(t("manager"), team, "dash_cs_manager")
@@ -72,7 +72,7 @@ else:
             t("company"): red["company_name"].tolist(),
             t("csm_name"): [name or t("no_csm") for name in red["csm_name"]],
             t("days_in_red"): red["days_in_status"].tolist(),
-            t("top_reasons"): red["top_reasons"].tolist(),
+            t("top_reasons"): localized(red, "top_reasons").tolist(),
             t("mrr"): [yen(value) for value in red["mrr"]],
             t("renewal_date"): red["next_renewal_date"].tolist(),
             t("open_tasks"): red["open_tasks"].tolist(),

@@ -32,7 +32,7 @@
                 select jsonb_agg(jsonb_build_object(
                     'indicator_key', i.indicator_key, 'category', i.category, 'indicator_name', i.indicator_name,
                     'weight', i.weight, 'value_format', i.value_format, 'reason_template', i.reason_template,
-                    'display_order', i.display_order) order by i.indicator_key)
+                    'reason_template_ja', i.reason_template_ja, 'display_order', i.display_order) order by i.indicator_key)
                 from {{ indicators }} as i
             ),
             'thresholds', (
@@ -76,10 +76,10 @@
             cast(indicator_key as text) as indicator_key, cast(category as text) as category,
             cast(indicator_name as text) as indicator_name, cast(weight as numeric(6, 4)) as weight,
             cast(value_format as text) as value_format, cast(reason_template as text) as reason_template,
-            cast(display_order as integer) as display_order
+            cast(reason_template_ja as text) as reason_template_ja, cast(display_order as integer) as display_order
         from jsonb_to_recordset({{ document }} -> 'health_indicators') as r (
             indicator_key text, category text, indicator_name text, weight text, value_format text,
-            reason_template text, display_order text)
+            reason_template text, reason_template_ja text, display_order text)
     ),
     proposed_thresholds as (
         select

@@ -26,7 +26,8 @@
     csops activation unknown [--date YYYY-MM-DD]
         The firings whose fate is unknown (the process sending them died before it could record the outcome).
     csops activation resend --firing KEY [--firing KEY ...]
-        Send unknown e-mails or Slack lines again, once you have checked that they never arrived.
+        Send unknown e-mails or Slack posts (a company's, the digest, the killswitch alert) again, once you
+        have checked that they never arrived.
     csops ui [--accounts 200 --days 180 --seed 42]
         A real Airflow 3 on 127.0.0.1 (port CS_AIRFLOW_PORT, 8080): the stack and sandbox as for `run`, then
         api-server, scheduler (LocalExecutor), dag-processor and triggerer until Ctrl-C.
@@ -340,9 +341,8 @@ def command_activation(arguments: argparse.Namespace) -> None:
     import requests
 
     from csops.activation.channels import ChannelSenders
-    from csops.activation.day import activate
+    from csops.activation.day import activate, resend
     from csops.activation.ledger import ActivationBusy, unknown_firings
-    from csops.activation.playbooks import resend_unknown
     from csops.extract.salesforce import connect_with_hook
 
     run_date = date.fromisoformat(arguments.date) if getattr(arguments, "date", None) else None
@@ -361,7 +361,7 @@ def command_activation(arguments: argparse.Namespace) -> None:
         try:
             if arguments.action == "resend":
                 with psycopg.connect(stack.warehouse_url, autocommit=True) as connection:
-                    firings = resend_unknown(connection, ChannelSenders(sf), arguments.firing, run_id)
+                    firings = resend(connection, ChannelSenders(sf), arguments.firing, run_id)
                 for firing in firings:
                     print(f"{firing.firing_key}: {firing.outcome} ({firing.detail})")
                 if any(firing.outcome != "sent" for firing in firings):

@@ -184,6 +184,12 @@ def activation_ops_email() -> str:
     return os.environ.get("CS_ACTIVATION_OPS_EMAIL", "cs-ops@csops.sandbox")
 
 
+def activation_language() -> str:
+    """The language of the activation's messages, one per message: Slack posts, the digest, the ops alert and
+    the customers' e-mails: `ja` (default) or `en` (CS_ACTIVATION_LANGUAGE)."""
+    return _checked_language("CS_ACTIVATION_LANGUAGE", os.environ.get("CS_ACTIVATION_LANGUAGE", "ja"))
+
+
 def dashboards_port() -> int:
     """The port `csops dashboards` serves the Streamlit dashboards on, at 127.0.0.1 (CS_DASHBOARDS_PORT, 8501)."""
     return int(os.environ.get("CS_DASHBOARDS_PORT", "8501"))
@@ -200,7 +206,35 @@ def dashboards_dir() -> Path:
     return Path(os.environ.get("CS_DASHBOARDS_DIR", REPO_ROOT / "dashboards")).resolve()
 
 
+def dashboards_url() -> str | None:
+    """Where people open the dashboards (CS_DASHBOARDS_URL, e.g. `https://cs.example.com`), for the links in Slack
+    posts, the digest and CSM tasks; None (no links) when unset."""
+    url = os.environ.get("CS_DASHBOARDS_URL", "").strip().rstrip("/")
+    if url and not url.startswith(("http://", "https://")):
+        raise ValueError(f"CS_DASHBOARDS_URL={url!r} is not a web address: set it to the dashboards' http(s) URL "
+                         f"as people open it (e.g. https://cs.example.com), or leave it unset for no links.")
+    return url or None
+
+
+def dashboard_link(page: str, **query: str) -> str | None:
+    """The URL of a dashboards page (`customer`, company=…) under CS_DASHBOARDS_URL; None when it is unset."""
+    from urllib.parse import urlencode
+
+    base = dashboards_url()
+    return f"{base}/{page}" + (f"?{urlencode(query)}" if query else "") if base else None
+
+
 def dashboards_language() -> str:
     """The dashboards' language: `ja` (default) or `en` (CS_DASHBOARDS_LANGUAGE)."""
-    chosen = os.environ.get("CS_DASHBOARDS_LANGUAGE", "ja").strip().lower()
-    return chosen if chosen in ("ja", "en") else "ja"
+    return _checked_language("CS_DASHBOARDS_LANGUAGE", os.environ.get("CS_DASHBOARDS_LANGUAGE", "ja"))
+
+
+LANGUAGES = ("ja", "en")
+
+
+def _checked_language(variable: str, value: str) -> str:
+    chosen = value.strip().lower() or "ja"
+    if chosen not in LANGUAGES:
+        raise ValueError(f"{variable}={chosen!r} is not a language the platform speaks: set it to "
+                         f"{' or '.join(LANGUAGES)} (Japanese is the default).")
+    return chosen

@@ -280,16 +280,18 @@ def latest_revenue(connection: psycopg.Connection, run_date: date | None = None)
         "order by month_start desc limit 1", (run_date,)).fetchone()
 
 
-def active_signals(connection: psycopg.Connection, run_date: date) -> dict[str, dict[str, int]]:
-    """The companies with each active signal on `run_date` (marts.fct_company_signals), by kind and key."""
+def active_signals(connection: psycopg.Connection, run_date: date, language: str = "en") -> dict[str, dict[str, int]]:
+    """The companies with each active signal on `run_date` (marts.fct_company_signals), by kind and the signal's
+    name in `language` (`ja`: signal_name_ja)."""
     if not table_exists(connection, "marts.fct_company_signals"):
         return {}
+    name = "signal_name_ja" if language == "ja" else "signal_name"
     signals: dict[str, dict[str, int]] = {}
-    for kind, key, companies in connection.cursor(row_factory=tuple_row).execute(
-            "select signal_kind, signal_key, count(distinct company_id) from marts.fct_company_signals "
-            "where as_of_date = %s group by signal_kind, signal_key order by signal_kind, count(*) desc, signal_key",
-            (run_date,)).fetchall():
-        signals.setdefault(kind, {})[key] = companies
+    for kind, signal, companies in connection.cursor(row_factory=tuple_row).execute(
+            f"select signal_kind, coalesce({name}, signal_key), count(distinct company_id) "
+            "from marts.fct_company_signals where as_of_date = %s "
+            "group by 1, 2 order by signal_kind, count(distinct company_id) desc, 2", (run_date,)).fetchall():
+        signals.setdefault(kind, {})[signal] = companies
     return signals
 
 

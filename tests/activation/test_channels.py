@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import date
 
 import psycopg
@@ -31,7 +32,7 @@ def quick_retries(monkeypatch):
 
 # --- templates ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("language", channels.LANGUAGES)
+@pytest.mark.parametrize("language", settings.LANGUAGES)
 @pytest.mark.parametrize("key", sorted(channels.REQUIRED_KEYS))
 def test_every_template_renders_for_a_company_with_missing_fields(key, language):
     email = render_email(key, CONTEXTS[key], language)
@@ -196,23 +197,46 @@ def test_rate_limits_and_server_errors_are_retried(slack_sink, slack_connection,
 
 # --- Slack messages from the marts ---------------------------------------------------------------------
 
+STATUS_ROWS = [{"company_id": "C2", "company_name": None, "status_transition": "Yellow→Green", "top_reasons": None,
+                "csm_name": None, "score_date": date(2026, 11, 20)},
+               {"company_id": "C1", "company_name": "A&B <株>", "previous_health_status": "Yellow",
+                "health_status": "Red", "top_reasons": "login days in the last 30 days: 4 (Green needs 10)",
+                "top_reasons_ja": "直近30日のログイン日数: 4日（Greenは10日以上）", "csm_name": "佐藤"}]
+
+
 def test_status_change_message_lists_worst_first_with_fallbacks():
-    rows = [{"company_id": "C2", "company_name": None, "status_transition": "Yellow→Green", "top_reasons": None,
-             "csm_name": None, "score_date": date(2026, 11, 20)},
-            {"company_id": "C1", "company_name": "A&B <株>", "previous_health_status": "Yellow",
-             "health_status": "Red", "top_reasons": "ログイン率 12%; NPS 4", "csm_name": "佐藤"}]
-    message = channels.status_change_message(rows)
+    message = channels.status_change_message(STATUS_ROWS, "ja")
     assert message["blocks"][0]["text"]["text"] == "ヘルススコアのステータス変化 (2026-11-20): 2社"
     assert message["blocks"][1]["elements"][0]["text"] == "悪化 1社 / 改善 1社"
     improved, worsened = (block["text"]["text"] for block in message["blocks"][2:])
     assert "(名称未登録) C2" in improved and "理由: 記録なし" in improved and "担当CSM: 未割当" in improved
-    assert "*A&amp;B &lt;株&gt;*  Yellow → *Red*" in worsened and "ログイン率 12%; NPS 4" in worsened
+    assert "*A&amp;B &lt;株&gt;*  Yellow → *Red*" in worsened and "直近30日のログイン日数: 4日" in worsened
+    assert "login days" not in json.dumps(message, ensure_ascii=False), "one language per message"
     assert "A&amp;B &lt;株&gt; Yellow→Red" in message["text"]
+
+
+JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+
+
+def test_status_change_message_in_english_speaks_english_with_singular_and_plural(monkeypatch):
+    monkeypatch.setenv("CS_ACTIVATION_LANGUAGE", "en")
+    message = channels.status_change_message(STATUS_ROWS)
+    assert message["blocks"][0]["text"]["text"] == "Health status changes (2026-11-20): 2 companies"
+    assert message["blocks"][1]["elements"][0]["text"] == "worse 1 company / better 1 company"
+    improved, worsened = (block["text"]["text"] for block in message["blocks"][2:])
+    assert "(no name) C2" in improved and "Reasons: none recorded" in improved and "CSM: unassigned" in improved
+    assert "Reasons: login days in the last 30 days: 4 (Green needs 10)" in worsened
+    frame = json.dumps(message, ensure_ascii=False).replace("株", "").replace("佐藤", "")  # names stay as they are
+    assert not JAPANESE.search(frame), frame
+    monkeypatch.setenv("CS_ACTIVATION_LANGUAGE", "english")
+    with pytest.raises(ValueError, match="CS_ACTIVATION_LANGUAGE='english' .* ja or en"):
+        channels.status_change_message(STATUS_ROWS)
 
 
 def test_a_company_named_like_a_slack_command_pings_no_one(slack_sink, slack_connection):
     message = channels.status_change_message([{"company_id": "C9", "company_name": "<!channel> & <@U123>",
-                                               "status_transition": "Green→Red", "top_reasons": "<!here>"}])
+                                               "status_transition": "Green→Red", "top_reasons": "<!here>",
+                                               "top_reasons_ja": "<!here>"}])
     channels.post_slack(message["text"], message["blocks"])
     post = slack_sink.channel.posts()[-1]
     for text in (post["text"], json.dumps(post["blocks"], ensure_ascii=False)):
@@ -233,20 +257,22 @@ MARTS = """
 create schema marts;
 create table marts.dim_companies (company_id text, company_name text, csm_name text);
 create table marts.fct_health_scores (company_id text, score_date date, health_status text,
-    previous_health_status text, status_transition text, top_reasons text, total_score numeric,
+    previous_health_status text, status_transition text, top_reasons text, top_reasons_ja text, total_score numeric,
     is_low_coverage boolean, override_status text);
-create table marts.fct_company_signals (company_id text, signal_key text, signal_kind text, as_of_date date);
+create table marts.fct_company_signals (company_id text, signal_key text, signal_kind text, signal_name text,
+    signal_name_ja text, as_of_date date);
 create table marts.fct_revenue_monthly (month_start date, closing_mrr numeric, customers_at_end int, nrr numeric,
     grr numeric, nrr_t12m numeric, grr_t12m numeric);
 insert into marts.dim_companies values ('C1', '株式会社赤', '佐藤'), ('C2', '株式会社黄', null);
 insert into marts.fct_health_scores values
-    ('C1', '2026-11-20', 'Red', 'Green', 'Green→Red', 'ログイン率 12%', 1.2, false, null),
-    ('C2', '2026-11-20', 'Yellow', 'Yellow', null, null, 2.1, true, null),
-    ('C3', '2026-11-20', 'Green', 'Yellow', 'Yellow→Green', null, 2.8, false, 'Green'),
-    ('C1', '2026-11-19', 'Green', 'Green', null, null, 2.9, false, null);
-insert into marts.fct_company_signals values ('C1', 'usage_drop', 'risk', '2026-11-20'),
-    ('C1', 'key_person_lost', 'risk', '2026-11-20'), ('C3', 'nps_promoter', 'expansion', '2026-11-20'),
-    ('C2', 'usage_drop', 'risk', '2026-11-19');
+    ('C1', '2026-11-20', 'Red', 'Green', 'Green→Red', 'login days: 4', 'ログイン日数: 4日', 1.2, false, null),
+    ('C2', '2026-11-20', 'Yellow', 'Yellow', null, null, null, 2.1, true, null),
+    ('C3', '2026-11-20', 'Green', 'Yellow', 'Yellow→Green', null, null, 2.8, false, 'Green'),
+    ('C1', '2026-11-19', 'Green', 'Green', null, null, null, 2.9, false, null);
+insert into marts.fct_company_signals values ('C1', 'usage_drop', 'risk', 'Usage drop', '利用の減少', '2026-11-20'),
+    ('C1', 'key_person_lost', 'risk', 'Key person lost', 'キーパーソンの離脱', '2026-11-20'),
+    ('C3', 'nps_promoter', 'expansion', 'NPS promoter', 'NPS推奨者', '2026-11-20'),
+    ('C2', 'usage_drop', 'risk', 'Usage drop', '利用の減少', '2026-11-19');
 insert into marts.fct_revenue_monthly values ('2026-10-01', 12500000, 120, 1.031, 0.97, 1.084, 0.95),
     ('2026-12-01', 1, 1, 9.99, 9.99, 9.99, 9.99);
 """
@@ -266,17 +292,59 @@ def digest(url: str, day: date) -> dict:
         return digest_message(digest_of(connection, day))
 
 
+def fired(url: str, day: date, outcomes: dict[str, int]) -> None:
+    """Ledger rows of `day`: so many firings with each outcome."""
+    from csops.activation.ledger import Firing, record_decisions
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        record_decisions(connection, [Firing(f"{outcome}-{n}", f"C{n}", "referral_ask", day, "email", outcome, "",
+                                             "someone@example.com")
+                                      for outcome, count in outcomes.items() for n in range(count)], "test")
+
+
 def test_daily_digest_reports_the_days_mix_changes_signals_and_nrr(marts_url):
+    fired(marts_url, date(2026, 11, 20), {"skipped_no_recipient": 6, "skipped_cooldown": 1})
     message = digest(marts_url, date(2026, 11, 20))
     assert message["blocks"][0]["text"]["text"] == "CS デイリーダイジェスト 2026-11-20"
     text = message["blocks"][1]["text"]["text"]
     assert "*ヘルス* (3社): 🟢 Green 1 (33%) / 🟡 Yellow 1 (33%) / 🔴 Red 1 (33%)" in text
-    assert "Green→Red 1" in text and "Yellow→Green 1" in text
-    assert "*アクティブなシグナル*: 3件 — 拡大 1 (nps_promoter 1); リスク 2 (" in text  # not the day before's
+    assert "Green→Red 1社" in text and "Yellow→Green 1社" in text
+    assert "*アクティブなシグナル*: 3件 — 拡大 1 (NPS推奨者 1); リスク 2 (" in text  # not the day before's
     assert "*NRR* 2026-10: 103.1%（直近12か月 108.4%）, MRR ¥12,500,000" in text  # not a month after the day
+    assert "*プレイブック*: クールダウン中で見送り 1件、宛先なしで見送り 6件" in text
+    assert not re.search(r"[a-z]+_[a-z_]+", message["text"]), "no raw key reaches a reader"
     empty = digest(marts_url, date(2026, 11, 18))["blocks"][1]["text"]["text"]
     assert "2026-11-18 のスコアがありません" in empty and "シグナル*: なし" in empty
 
 
+def test_daily_digest_in_english_has_no_japanese_frame_and_counts_right(marts_url, monkeypatch):
+    monkeypatch.setenv("CS_ACTIVATION_LANGUAGE", "en")
+    fired(marts_url, date(2026, 11, 20), {"skipped_no_recipient": 6, "sent": 1})
+    message = digest(marts_url, date(2026, 11, 20))
+    text = message["blocks"][1]["text"]["text"]
+    assert message["blocks"][0]["text"]["text"] == "CS daily digest 2026-11-20"
+    assert "*Health* (3 companies): 🟢 Green 1 (33%)" in text
+    assert "*Status changes*: Green→Red 1 company, Yellow→Green 1 company" in text
+    assert "*Active signals*: 3 signals — expansion 1 (NPS promoter 1); risk 2 (" in text
+    assert "*NRR* 2026-10: 103.1% (trailing 12 months 108.4%), MRR ¥12,500,000" in text
+    assert "*Playbooks*: sent 1 firing, skipped (no recipient) 6 firings" in text
+    assert not JAPANESE.search(json.dumps(message, ensure_ascii=False))
+    assert not re.search(r"[a-z]+_[a-z_]+", message["text"]), "no raw key reaches a reader"
+
+
 def test_connection_ids_are_the_providers_defaults():
     assert (settings.SMTP_CONN_ID, settings.SLACK_CONN_ID) == ("smtp_default", "slack_default")
+
+
+def test_dashboard_links_appear_only_when_the_dashboards_url_is_set(marts_url, monkeypatch):
+    assert "http" not in json.dumps(channels.status_change_message(STATUS_ROWS, "ja"))
+    monkeypatch.setenv("CS_DASHBOARDS_URL", "https://cs.example.com/")
+    message = channels.status_change_message(STATUS_ROWS, "ja")
+    worsened = message["blocks"][3]["text"]["text"]
+    assert "*<https://cs.example.com/customer?company=C1|A&amp;B &lt;株&gt;>*" in worsened
+    text = digest(marts_url, date(2026, 11, 20))["blocks"][1]["text"]["text"]
+    assert ("*ダッシュボード*: <https://cs.example.com/executive|エグゼクティブ> · "
+            "<https://cs.example.com/manager|CSマネージャー>") in text
+    monkeypatch.setenv("CS_DASHBOARDS_URL", "cs.example.com")
+    with pytest.raises(ValueError, match="CS_DASHBOARDS_URL='cs.example.com' is not a web address"):
+        channels.status_change_message(STATUS_ROWS, "ja")

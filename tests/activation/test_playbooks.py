@@ -273,17 +273,20 @@ def test_the_killswitch_trips_on_a_stale_source_stops_everything_and_alerts_once
     senders = Recorder()
     verdict = killswitch(warehouse, senders)
     assert verdict.tripped
-    assert verdict.reasons == ["stale source: salesforce.account last loaded 2026-11-20 06:40 Tokyo time, before "
-                               "2026-11-20 ended"]
+    assert verdict.reason_texts("en") == ["stale source: salesforce.account last loaded 2026-11-20 06:40 Tokyo "
+                                          "time, before 2026-11-20 ended"]
     stopped = ledger(warehouse, "company_id is not null")
     assert stopped and {row["outcome"] for row in stopped.values()} == {"stopped"}
     assert all("salesforce.account" in row["detail"] for row in stopped.values())
     [alert] = senders.alerts
-    assert "Activation stopped for 2026-11-20" in alert and "salesforce.account" in alert
+    # In Japanese, the default, frame and reasons alike.
+    assert alert.startswith("2026-11-20 分のアクティベーションを停止しました")
+    assert "古いソース: salesforce.account" in alert
+    assert "stale" not in alert and "firing(s)" not in alert
     [(to, template, context)] = senders.emails
     assert (to, template) == (settings.activation_ops_email(), "killswitch_alert")
     assert context["companies"] == len({row["company_id"] for row in stopped.values()})
-    assert context["held_firings"] == len(stopped) and context["reasons"] == verdict.reasons
+    assert context["held_firings"] == len(stopped) and context["reasons"] == verdict.reason_texts("ja")
     assert not senders.upserts and not senders.status_changes
 
     again = Recorder()
@@ -308,9 +311,10 @@ def test_the_killswitch_trips_on_a_mass_firing_and_on_a_failed_dbt_test(warehous
     assert not killswitch(warehouse, Recorder(), max_share=share).tripped
     senders = Recorder()
     verdict = killswitch(warehouse, senders, max_share=share - 0.01, dry_run=True)
-    assert verdict.reasons == [f"mass firing: {len(firing)} of {plan.companies_scored} companies ({share:.0%}) "
-                               f"would get a playbook on {RUN_DATE}, above the limit of {share - 0.01:.0%} "
-                               f"(CS_ACTIVATION_MAX_FIRING_SHARE)"], "standing conditions count"
+    assert verdict.reason_texts("en") == [f"mass firing: {len(firing)} of {plan.companies_scored} companies "
+                                          f"({share:.0%}) would get a playbook on {RUN_DATE}, above the limit of "
+                                          f"{share - 0.01:.0%} (CS_ACTIVATION_MAX_FIRING_SHARE)"], \
+        "standing conditions count"
     assert not senders.sent_anything(), "a dry run alerts no one"
     alerts = ledger(warehouse, "playbook_key like 'killswitch_alert%%'")
     assert {row["outcome"] for row in alerts.values()} == {"dry_run"} and len(alerts) == 2
@@ -322,8 +326,8 @@ def test_the_killswitch_trips_on_a_mass_firing_and_on_a_failed_dbt_test(warehous
             "'test.csops.not_null_fct_health_scores_company_id', 'test', 'not_null_fct_health_scores_company_id', "
             "'fail', 3, 'Got 3 results, configured to fail if != 0', now())", (RUN_DATE,))
     verdict = killswitch(warehouse, Recorder())
-    assert verdict.reasons == ["1 dbt model(s)/test(s) failed in cs_daily run dbt-test: "
-                               "test not_null_fct_health_scores_company_id"]
+    assert verdict.reason_texts("en") == ["1 dbt model or test failed in cs_daily run dbt-test: "
+                                          "test not_null_fct_health_scores_company_id"]
 
 
 def test_candidates_built_for_another_date_are_refused(warehouse):
@@ -508,7 +512,7 @@ def test_two_activations_of_a_date_at_once_the_second_is_refused(warehouse):
 
 
 def test_an_unknown_email_is_listed_and_sent_again_only_on_request(warehouse):
-    from csops.activation.playbooks import resend_unknown
+    from csops.activation.day import resend
 
     dying = DyingRecorder(survive=0)
     with pytest.raises(Dies):
@@ -520,12 +524,61 @@ def test_an_unknown_email_is_listed_and_sent_again_only_on_request(warehouse):
     assert not again.emails, "an unknown e-mail is never sent by itself"
     with psycopg.connect(warehouse, autocommit=True) as connection:
         with pytest.raises(ValueError, match="not unknown"):
-            resend_unknown(connection, Recorder(), [next(k for k, r in ledger(warehouse).items()
-                                                         if r["outcome"] == "sent")], "resend")
+            resend(connection, Recorder(), [next(k for k, r in ledger(warehouse).items() if r["outcome"] == "sent")],
+                   "resend")
         person = Recorder()
-        [firing] = resend_unknown(connection, person, [key], "resend")
+        [firing] = resend(connection, person, [key], "resend")
     assert firing.outcome == "sent" and [to for to, *_ in person.emails] == [dying.emails[0][0]]
     assert ledger(warehouse)[key]["outcome"] == "sent"
+
+
+class DiesPosting(Recorder):
+    """Posts to Slack (the alert, the digest), then dies before the outcome is recorded."""
+
+    def post_alert(self, text):
+        super().post_alert(text)
+        raise Dies
+
+    def post_digest(self, digest):
+        super().post_digest(digest)
+        raise Dies
+
+
+def test_an_unknown_alert_and_digest_are_sent_again_only_on_request_in_the_chosen_language(warehouse, monkeypatch):
+    from csops.activation.day import resend
+    from csops.activation.ledger import mark_unknown
+
+    with psycopg.connect(warehouse) as connection:  # the Account load last succeeded on the run date's morning
+        connection.execute("update ops.extract_runs set finished_at = '2026-11-20 06:40+09' "
+                           "where source_name = 'salesforce' and table_name = 'account'")
+    dying = DiesPosting()
+    with pytest.raises(Dies):
+        killswitch(warehouse, dying)
+    with psycopg.connect(warehouse, autocommit=True) as connection:
+        assert mark_unknown(connection, RUN_DATE) == 2, "the Slack alert died mid-post, the e-mail never started"
+        with pytest.raises(Dies):
+            post_digest(connection, DiesPosting(), RUN_DATE, dry_run=False, run_id="digest")
+        mark_unknown(connection, RUN_DATE)
+    unknown = sorted(key for key, row in ledger(warehouse).items() if row["outcome"] == "unknown")
+    assert unknown == [f"daily_digest|{RUN_DATE}", f"killswitch_alert_slack|{RUN_DATE}",
+                       f"killswitch_alert|{RUN_DATE}"]
+    again = Recorder()
+    killswitch(warehouse, again)
+    assert not again.alerts and not again.emails, "an unknown alert is never sent by itself"
+
+    monkeypatch.setenv("CS_ACTIVATION_LANGUAGE", "en")
+    person = Recorder()
+    with psycopg.connect(warehouse, autocommit=True) as connection:
+        firings = resend(connection, person, unknown, "resend")
+        assert {firing.outcome for firing in firings} == {"sent"} and len(firings) == 3
+        with pytest.raises(ValueError, match="not unknown"):
+            resend(connection, Recorder(), unknown[:1], "resend")
+    [alert] = person.alerts
+    assert alert.startswith(f"Activation stopped for {RUN_DATE}") and "stale source: salesforce.account" in alert
+    [(_, template, context)] = person.emails
+    assert template == "killswitch_alert" and context["reasons"][0].startswith("stale source: salesforce.account")
+    assert len(person.digests) == 1 and person.digests[0]["language"] == "en"
+    assert {ledger(warehouse)[key]["outcome"] for key in unknown} == {"sent"}
 
 
 # --- the killswitch holds until someone decides, and the past never fires ------------------------------
@@ -571,7 +624,7 @@ def test_a_past_date_or_a_backfill_fires_nothing(warehouse):
     senders = Recorder()
     verdict = killswitch(warehouse, senders)
     assert verdict.decision == "backfill" and verdict.tripped
-    assert f"{RUN_DATE} is older than {RUN_DATE + timedelta(1)}" in verdict.reasons[0]
+    assert f"{RUN_DATE} is older than {RUN_DATE + timedelta(1)}" in verdict.reason_texts("en")[0]
     recorded = ledger(warehouse, "company_id is not null")
     assert recorded and {row["outcome"] for row in recorded.values()} == {"skipped_backfill"}
     assert not senders.sent_anything(), "no alert either: a backfill is not a fault"
@@ -579,7 +632,7 @@ def test_a_past_date_or_a_backfill_fires_nothing(warehouse):
     with psycopg.connect(warehouse, autocommit=True) as connection:
         connection.execute("delete from ops.killswitch_verdicts")
         verdict = check_and_stop(connection, senders, RUN_DATE, dry_run=False, max_share=1.0, backfill=True)
-    assert verdict.decision == "backfill" and "started by a backfill of cs_daily" in verdict.reasons[0]
+    assert verdict.decision == "backfill" and "started by a backfill of cs_daily" in verdict.reason_texts("en")[0]
     assert not senders.sent_anything()
     with psycopg.connect(warehouse, autocommit=True) as connection:
         connection.execute("delete from ops.killswitch_verdicts where decision = 'backfill'")

@@ -155,6 +155,7 @@ candidates as (
         health_today.status_transition,
         health_today.total_score,
         health_today.top_reasons,
+        health_today.top_reasons_ja,
         companies.account_id,
         companies.company_name,
         companies.tier,
@@ -211,6 +212,7 @@ final as (
         cast(status_transition as text) as status_transition,
         cast(total_score as numeric(4, 2)) as total_score,
         cast(top_reasons as text) as top_reasons,
+        cast(top_reasons_ja as text) as top_reasons_ja,
 
         -- who: the CSM (owner of a Task or Opportunity) and the key contact (an e-mail's recipient)
         cast(csm_user_id as text) as csm_user_id,

@@ -33,12 +33,12 @@ from markupsafe import Markup, escape
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from csops import settings
+from csops.activation.words import say
 from csops.summary import HEALTH_STATUSES
 
 log = logging.getLogger(__name__)
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
-LANGUAGES = ("ja", "en")
 # What each template cannot do without; every other field it uses is optional and has a fallback.
 REQUIRED_KEYS = {
     "referral_ask": ("company_name",),  # optional: contact_name, csm_name, csm_email, nps_score, outcome, referral_url
@@ -112,9 +112,9 @@ def render_email(template_key: str, context: Mapping, language: str = "ja") -> R
     if template_key not in REQUIRED_KEYS:
         raise TemplateContextError(f"No e-mail template {template_key!r}; the templates are "
                                    f"{', '.join(sorted(REQUIRED_KEYS))}.")
-    if language not in LANGUAGES:
+    if language not in settings.LANGUAGES:
         raise TemplateContextError(f"Template {template_key!r} has no language {language!r}; use one of "
-                                   f"{', '.join(LANGUAGES)}.")
+                                   f"{', '.join(settings.LANGUAGES)}.")
     name = f"{template_key}.{language}.j2"
     missing = [key for key in REQUIRED_KEYS[template_key] if not _present(context.get(key))]
     if missing:
@@ -268,37 +268,46 @@ def _transition(row: Mapping) -> tuple[str, str]:
     return before or "?", after or "?"
 
 
-def status_change_message(rows: Iterable[Mapping]) -> dict:
-    """A Slack payload listing health status changes: company, from → to, top reasons, CSM.
+def status_change_message(rows: Iterable[Mapping], language: str | None = None) -> dict:
+    """A Slack payload listing health status changes: company, from → to, top reasons, CSM, in `language`
+    (default CS_ACTIVATION_LANGUAGE).
 
     Each row needs company_id or company_name and status_transition (or previous_health_status and
-    health_status); top_reasons, csm_name and score_date are optional."""
+    health_status); top_reasons (English), top_reasons_ja, csm_name and score_date are optional."""
+    language = language or settings.activation_language()
     rows = list(rows)
     day = next((row["score_date"] for row in rows if row.get("score_date")), None)
-    title = f"ヘルススコアのステータス変化{f' ({day})' if day else ''}: {len(rows)}社"
+    title = say("status.title", language, day=f" ({day})" if day else "",
+                companies=say("companies", language, n=len(rows)))
     if not rows:
-        text = f"*{title}*\nステータスが変わった顧客はありません。"
-        return {"text": f"{title}（変化なし）",
+        text = f"*{title}*\n{say('status.none', language)}"
+        return {"text": f"{title}{say('status.none_short', language)}",
                 "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
     worse = sum(HEALTH_STATUSES.index(_transition(row)[1]) > HEALTH_STATUSES.index(_transition(row)[0])
                 for row in rows if {*_transition(row)} <= set(HEALTH_STATUSES))
-    counts = f"悪化 {worse}社 / 改善 {len(rows) - worse}社"
+    counts = say("status.counts", language, worse=say("companies", language, n=worse),
+                 better=say("companies", language, n=len(rows) - worse))
     blocks = [{"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
               {"type": "context", "elements": [{"type": "mrkdwn", "text": counts}]}]
+    reasons_column = "top_reasons_ja" if language == "ja" else "top_reasons"
     for row in rows[:MAX_LISTED_COMPANIES]:
         before, after = _transition(row)
-        name = row.get("company_name") or f"(名称未登録) {row.get('company_id', '?')}"
-        reasons = row.get("top_reasons") or "記録なし"
-        csm = row.get("csm_name") or "未割当"
+        name = _mrkdwn(row.get("company_name") or f"{say('status.unnamed', language)} {row.get('company_id', '?')}")
+        if row.get("company_id") and (link := settings.dashboard_link("customer", company=row["company_id"])):
+            name = f"<{link}|{name}>"
+        reasons = row.get(reasons_column) or say("status.no_reasons", language)
+        csm = row.get("csm_name") or say("status.no_csm", language)
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": (
-            f"{STATUS_ICONS.get(after, '•')} *{_mrkdwn(name)}*  {_mrkdwn(before)} → *{_mrkdwn(after)}*\n"
-            f"理由: {_mrkdwn(reasons)}\n担当CSM: {_mrkdwn(csm)}")[:3000]}})
+            f"{STATUS_ICONS.get(after, '•')} *{name}*  {_mrkdwn(before)} → *{_mrkdwn(after)}*\n"
+            f"{say('status.reasons', language)}: {_mrkdwn(reasons)}\n"
+            f"{say('status.csm', language)}: {_mrkdwn(csm)}")[:3000]}})
     if len(rows) > MAX_LISTED_COMPANIES:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": (
-            f"ほか {len(rows) - MAX_LISTED_COMPANIES}社（一覧は marts.fct_health_scores の status_transition）")}]})
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": say(
+            "status.more", language, companies=say("companies", language, n=len(rows) - MAX_LISTED_COMPANIES))}]})
     listed = ", ".join(f"{_mrkdwn(row.get('company_name') or row.get('company_id'))} "
                        f"{_mrkdwn('→'.join(_transition(row)))}" for row in rows[:5])
-    return {"text": f"{title}: {listed}{' ほか' if len(rows) > 5 else ''}", "blocks": blocks}
+    return {"text": f"{title}: {listed}{say('status.more_short', language) if len(rows) > 5 else ''}",
+            "blocks": blocks}
 
 
 # --- the channels a firing goes out through ------------------------------------------------------------
@@ -334,7 +343,7 @@ class ChannelSenders:
         return found
 
     def send_email(self, to: str, template_key: str, context: dict, reply_to: str | None = None) -> None:
-        send_email(to, render_email(template_key, context), reply_to=reply_to)
+        send_email(to, render_email(template_key, context, settings.activation_language()), reply_to=reply_to)
 
     def post_status_changes(self, rows: list[dict]) -> None:
         post_slack(**status_change_message(rows))

@@ -21,6 +21,7 @@ The decisions:
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
@@ -37,10 +38,12 @@ from csops.activation.ledger import (
     claim,
     day_firing,
     ensure_ledger,
+    reclaim,
     record_decisions,
     record_outcome,
 )
 from csops.activation.playbooks import Plan, Senders, plan_firings, recipient
+from csops.activation.words import say
 from csops.summary import dbt_failures, dbt_results, table_exists
 
 log = logging.getLogger(__name__)
@@ -65,8 +68,29 @@ create table if not exists {VERDICTS_TABLE} (
     airflow_run_id  text,
     decided_at      timestamptz not null default now()
 );
+-- the reasons as phrases and values, so that an alert can be written again in any language
+alter table {VERDICTS_TABLE} add column if not exists reason_phrases jsonb;
 create index if not exists killswitch_verdicts_by_date on {VERDICTS_TABLE} (run_date, decided_at);
 """
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why the killswitch holds a date: a phrase of csops.activation.words (`reason.<key>`) and its values,
+    read in any language; `str()` is the English the ops tables and the logs keep."""
+
+    key: str
+    values: tuple[tuple[str, object], ...] = ()
+
+    @classmethod
+    def of(cls, key: str, **values) -> Reason:
+        return cls(key, tuple(values.items()))
+
+    def text(self, language: str | None = None) -> str:
+        return say(f"reason.{self.key}", language, **dict(self.values))
+
+    def __str__(self) -> str:
+        return self.text("en")
 
 
 @dataclass
@@ -75,7 +99,7 @@ class Verdict:
 
     run_date: date
     decision: str
-    reasons: list[str] = field(default_factory=list)
+    reasons: list[Reason] = field(default_factory=list)
     inputs: dict = field(default_factory=dict)
     overridden_by: str | None = None
 
@@ -87,8 +111,14 @@ class Verdict:
     def tripped(self) -> bool:
         return not self.fires
 
+    def reason_texts(self, language: str | None = None) -> list[str]:
+        return [reason.text(language) for reason in self.reasons]
+
+    def why(self, language: str = "en") -> str:
+        return ("；" if language == "ja" else "; ").join(self.reason_texts(language))
+
     def as_dict(self) -> dict:
-        return {"run_date": self.run_date.isoformat(), "decision": self.decision, "reasons": self.reasons,
+        return {"run_date": self.run_date.isoformat(), "decision": self.decision, "reasons": self.reason_texts("en"),
                 "inputs": self.inputs, "overridden": self.decision == "overridden",
                 "overridden_by": self.overridden_by, "tripped": self.tripped}
 
@@ -104,11 +134,11 @@ def business_day_end(run_date: date) -> datetime:
     return datetime.combine(run_date + timedelta(days=1), time(0), ZoneInfo(settings.BUSINESS_TIMEZONE))
 
 
-def stale_sources(connection: psycopg.Connection, run_date: date) -> list[str]:
+def stale_sources(connection: psycopg.Connection, run_date: date) -> list[Reason]:
     """Tables of the sources whose last successful load finished before the run date ended (so the day's data
     is not all in), or that never loaded, from ops.extract_runs."""
     if not table_exists(connection, "ops.extract_runs"):
-        return ["no load is recorded (ops.extract_runs does not exist): run cs_daily first"]
+        return [Reason.of("no_extract_runs")]
     rows = connection.execute(
         """
         select source_name, table_name, max(finished_at) filter (where status = 'succeeded') as last_loaded
@@ -119,9 +149,9 @@ def stale_sources(connection: psycopg.Connection, run_date: date) -> list[str]:
         order by source_name, table_name
         """, (list(SOURCES), business_day_end(run_date))).fetchall()
     tokyo = ZoneInfo(settings.BUSINESS_TIMEZONE)
-    return [f"{source}.{table} " + (f"last loaded {last.astimezone(tokyo):%Y-%m-%d %H:%M} Tokyo time, before "
-                                    f"{run_date} ended" if last else "never loaded successfully")
-            for source, table, last in rows]
+    return [Reason.of("stale_source", table=f"{source}.{table}", run_date=run_date,
+                      last_loaded=f"{last.astimezone(tokyo):%Y-%m-%d %H:%M}") if last
+            else Reason.of("never_loaded", table=f"{source}.{table}") for source, table, last in rows]
 
 
 def daily_build_run_id(connection: psycopg.Connection, run_date: date) -> str | None:
@@ -135,31 +165,30 @@ def daily_build_run_id(connection: psycopg.Connection, run_date: date) -> str | 
 
 
 def check_inputs(connection: psycopg.Connection, plan: Plan, max_share: float,
-                 daily_run_id: str | None = None) -> tuple[list[str], dict]:
+                 daily_run_id: str | None = None) -> tuple[list[Reason], dict]:
     """Why the day's inputs look broken ([] when they look sound), and the figures the checks read.
 
     The share of companies firing is not checked on the first activation of a warehouse: with no firing in
     the ledger yet, every standing condition fires at once, and there is nothing normal to compare with."""
-    stale = stale_sources(connection, plan.run_date)
-    reasons = [f"stale source: {table}" for table in stale]
+    reasons = stale_sources(connection, plan.run_date)
+    stale = [str(reason) for reason in reasons]
     run_id = daily_run_id or daily_build_run_id(connection, plan.run_date)
     failed = []
     if run_id is None:
-        reasons.append(f"no dbt build is recorded for {plan.run_date} (ops.dbt_node_results): run cs_daily first")
+        reasons.append(Reason.of("no_dbt_build", run_date=plan.run_date))
     else:
         failed = [failure["what"] for failure in dbt_failures(dbt_results(connection, run_id))]
         if failed:
-            reasons.append(f"{len(failed)} dbt model(s)/test(s) failed in cs_daily run {run_id}: "
-                           + ", ".join(failed[:10]) + (", ..." if len(failed) > 10 else ""))
+            reasons.append(Reason.of("dbt_failed", n=len(failed), run_id=run_id,
+                                     nodes=", ".join(failed[:10]) + (", ..." if len(failed) > 10 else "")))
     firing = len(plan.companies_firing())
     share = firing / plan.companies_scored if plan.companies_scored else None
     first = not has_fired_before(connection, plan.run_date)
     if not plan.companies_scored:
-        reasons.append(f"no company is scored on {plan.run_date} (marts.fct_health_scores)")
+        reasons.append(Reason.of("no_scores", run_date=plan.run_date))
     elif share > max_share and not first:
-        reasons.append(f"mass firing: {firing} of {plan.companies_scored} companies ({share:.0%}) would get a "
-                       f"playbook on {plan.run_date}, above the limit of {max_share:.0%} "
-                       f"(CS_ACTIVATION_MAX_FIRING_SHARE)")
+        reasons.append(Reason.of("mass_firing", firing=firing, scored=plan.companies_scored, share=f"{share:.0%}",
+                                 run_date=plan.run_date, limit=f"{max_share:.0%}"))
     inputs = {"stale_sources": stale, "dbt_build_run_id": run_id, "failed_dbt_nodes": failed,
               "companies_scored": plan.companies_scored, "companies_firing": firing,
               "firing_share": round(share, 4) if share is not None else None, "max_share": max_share,
@@ -195,10 +224,9 @@ def decide(connection: psycopg.Connection, plan: Plan, max_share: float, *, dail
     """The verdict for `plan.run_date` (not yet stored)."""
     latest = latest_activated_date(connection)
     if backfill or (latest is not None and plan.run_date < latest):
-        why = ("started by a backfill of cs_daily" if backfill
-               else f"{plan.run_date} is older than {latest}, the latest date already activated")
-        return Verdict(plan.run_date, "backfill",
-                       [f"the past does not fire: {why}; nothing is written back or sent for it"],
+        why = (Reason.of("backfill_run") if backfill
+               else Reason.of("past_date", run_date=plan.run_date, latest=latest))
+        return Verdict(plan.run_date, "backfill", [why],
                        {"latest_activated_date": latest.isoformat() if latest else None, "backfill_run": backfill})
     reasons, inputs = check_inputs(connection, plan, max_share, daily_run_id)
     before = previous_verdict(connection, plan.run_date)
@@ -215,10 +243,24 @@ def decide(connection: psycopg.Connection, plan: Plan, max_share: float, *, dail
 def store(connection: psycopg.Connection, verdict: Verdict, run_id: str | None) -> None:
     ensure_verdicts(connection)
     connection.execute(
-        f"insert into {VERDICTS_TABLE} (run_date, decision, reasons, inputs, overridden_by, airflow_run_id) "
-        f"values (%s, %s, %s, %s, %s, %s)",
-        (verdict.run_date, verdict.decision, Jsonb(verdict.reasons), Jsonb(verdict.inputs), verdict.overridden_by,
-         run_id))
+        f"insert into {VERDICTS_TABLE} (run_date, decision, reasons, reason_phrases, inputs, overridden_by, "
+        f"airflow_run_id) values (%s, %s, %s, %s, %s, %s, %s)",
+        (verdict.run_date, verdict.decision, Jsonb(verdict.reason_texts("en")),
+         Jsonb([{"key": reason.key, "values": dict(reason.values)} for reason in verdict.reasons],
+               dumps=lambda value: json.dumps(value, default=str)),
+         Jsonb(verdict.inputs), verdict.overridden_by, run_id))
+
+
+def stored_verdict(connection: psycopg.Connection, run_date: date) -> Verdict | None:
+    """The latest verdict kept for `run_date`, as it was decided."""
+    ensure_verdicts(connection)
+    row = connection.cursor(row_factory=dict_row).execute(
+        f"select decision, reasons, reason_phrases, inputs, overridden_by from {VERDICTS_TABLE} "
+        f"where run_date = %s order by decided_at desc, verdict_id desc limit 1", (run_date,)).fetchone()
+    if row is None:
+        return None
+    reasons = [Reason.of(phrase["key"], **phrase["values"]) for phrase in row["reason_phrases"] or []]
+    return Verdict(run_date, row["decision"], reasons, row["inputs"], row["overridden_by"])
 
 
 def check_and_stop(connection: psycopg.Connection, senders: Senders, run_date: date, *, dry_run: bool,
@@ -241,46 +283,72 @@ def decide_and_act(connection: psycopg.Connection, senders: Senders, run_date: d
                      backfill=backfill)
     store(connection, verdict, run_id)
     if verdict.decision == "overridden":
-        log.warning("killswitch overridden for %s by %s: %s", run_date, override_by, "; ".join(verdict.reasons))
+        log.warning("killswitch overridden for %s by %s: %s", run_date, override_by, verdict.why())
     if verdict.fires:
         return verdict
     outcome = "skipped_backfill" if verdict.decision == "backfill" else "stopped"
-    detail = ("" if outcome == "skipped_backfill" else "stopped by the killswitch: ") + "; ".join(verdict.reasons)
+    detail = ("" if outcome == "skipped_backfill" else "stopped by the killswitch: ") + verdict.why()
     record_decisions(connection, [Firing(c["firing_key"], c["company_id"], c["playbook_key"], run_date, c["action"],
                                          outcome, detail, recipient(c)) for c in plan.to_fire], run_id)
     log.error("killswitch (%s): nothing is written back or fired for %s: %s", verdict.decision, run_date,
-              "; ".join(verdict.reasons))
+              verdict.why())
     if verdict.decision in ("tripped", "still_tripped"):
         alert_ops(connection, senders, plan, verdict, dry_run=dry_run, run_id=run_id)
     return verdict
+
+
+def alert_firings(run_date: date) -> tuple[Firing, Firing]:
+    """The killswitch's two firings of a date: its Slack post and its e-mail."""
+    return (day_firing(f"{ALERT_PLAYBOOK}_slack", run_date, "slack", "slack"),
+            day_firing(ALERT_PLAYBOOK, run_date, "email", settings.activation_ops_email()))
 
 
 def alert_ops(connection: psycopg.Connection, senders: Senders, plan: Plan, verdict: Verdict, *, dry_run: bool,
               run_id: str | None) -> None:
     """Tell the ops team, once per tripped date and channel: a Slack post and the `killswitch_alert` e-mail,
     each its own firing (so one that failed is tried again without repeating the other)."""
-    companies = len(plan.companies_firing())
-    slack = day_firing(f"{ALERT_PLAYBOOK}_slack", plan.run_date, "slack", "slack")
-    email = day_firing(ALERT_PLAYBOOK, plan.run_date, "email", settings.activation_ops_email())
+    slack, email = alert_firings(plan.run_date)
     if dry_run:
         record_decisions(connection, [replace(slack, outcome="dry_run", detail="dry run: the alert was not posted"),
                                       replace(email, outcome="dry_run", detail="dry run: the alert was not sent")],
                          run_id)
         return
-    text = (f"Activation stopped for {plan.run_date}: nothing was written back to Salesforce and no playbook "
-            f"fired ({len(plan.to_fire)} firing(s) held, {companies} compan{'y' if companies == 1 else 'ies'}). "
-            f"Why: " + "; ".join(verdict.reasons))
-    alert = {"reasons": verdict.reasons, "held_firings": len(plan.to_fire), "companies": companies,
-             "run_date": plan.run_date.isoformat()}
-    owned = claim(connection, [slack, email], run_id)
+    send_alerts(connection, senders, verdict, claim(connection, [slack, email], run_id), run_id)
+
+
+def send_alerts(connection: psycopg.Connection, senders: Senders, verdict: Verdict, owned: set[str],
+                run_id: str | None) -> list[Firing]:
+    """Send those of the date's alert firings this run holds (`owned`), in CS_ACTIVATION_LANGUAGE, each
+    outcome recorded right after its send."""
+    language = settings.activation_language()
+    held, companies = verdict.inputs.get("firings", 0), verdict.inputs.get("companies_firing", 0)
+    text = say("alert.slack", language, run_date=verdict.run_date, firings=say("firings", language, n=held),
+               companies=say("companies", language, n=companies), reasons=verdict.why(language))
+    alert = {"reasons": verdict.reason_texts(language), "held_firings": held, "companies": companies,
+             "run_date": verdict.run_date.isoformat()}
+    slack, email = alert_firings(verdict.run_date)
+    done_firings = []
     for firing, send in ((slack, lambda: senders.post_alert(text)),
                          (email, lambda: senders.send_email(settings.activation_ops_email(), ALERT_PLAYBOOK, alert))):
         if firing.firing_key not in owned:
             continue
         try:
             send()
-            done = replace(firing, outcome="sent", detail="killswitch alert: " + "; ".join(verdict.reasons))
+            done = replace(firing, outcome="sent", detail="killswitch alert: " + verdict.why())
         except Exception as error:
             log.exception("killswitch alert by %s failed", firing.action)
             done = replace(firing, outcome="failed", detail=f"{type(error).__name__}: {error}")
         record_outcome(connection, [done], run_id)
+        done_firings.append(done)
+    return done_firings
+
+
+def resend_alerts(connection: psycopg.Connection, senders: Senders, run_date: date, firing_keys: list[str],
+                  run_id: str | None) -> list[Firing]:
+    """Send again, on a person's word, the date's alert firings of unknown fate, from the verdict as kept."""
+    verdict = stored_verdict(connection, run_date)
+    if verdict is None or verdict.decision not in ("tripped", "still_tripped"):
+        raise ValueError(f"nothing was sent: no tripped verdict is kept for {run_date} ({VERDICTS_TABLE})")
+    with activation_lock(connection, run_date, "the re-send"):
+        return send_alerts(connection, senders, verdict, reclaim(connection, firing_keys, run_id,
+                                                                 "sent again on request"), run_id)

@@ -30,6 +30,7 @@ from typing import Protocol
 import psycopg
 from psycopg.rows import dict_row
 
+from csops import settings
 from csops.activation.ledger import (
     Firing,
     activation_lock,
@@ -195,6 +196,8 @@ def task_record(candidate: dict) -> dict:
              f"Health: {candidate['health_status']} ({candidate['total_score']})"
              + (f"; {candidate['top_reasons']}" if candidate["top_reasons"] else ""),
              f"Playbook {candidate['playbook_key']}, {candidate['run_date']} (created by the CS platform)"]
+    if link := settings.dashboard_link("customer", company=candidate["company_id"]):
+        lines.append(f"Customer 360: {link}")
     return {FIRING_KEY_FIELD: candidate["firing_key"], "Subject": candidate["subject"],
             "WhatId": candidate["account_id"], "OwnerId": candidate["csm_user_id"],
             "ActivityDate": candidate["due_date"].isoformat(), "Priority": candidate["priority"],
@@ -226,7 +229,8 @@ def status_change_row(candidate: dict) -> dict:
     return {"company_id": candidate["company_id"], "company_name": candidate["company_name"],
             "previous_health_status": candidate["previous_health_status"],
             "health_status": candidate["health_status"], "status_transition": candidate["status_transition"],
-            "top_reasons": candidate["top_reasons"], "csm_name": candidate["csm_name"],
+            "top_reasons": candidate["top_reasons"], "top_reasons_ja": candidate.get("top_reasons_ja"),
+            "csm_name": candidate["csm_name"],
             "total_score": candidate["total_score"], "score_date": candidate["run_date"]}
 
 
@@ -310,26 +314,11 @@ def fire(connection: psycopg.Connection, senders: Senders, candidates: list[dict
     return firings
 
 
-def resend_unknown(connection: psycopg.Connection, senders: Senders, firing_keys: list[str],
+def resend_unknown(connection: psycopg.Connection, senders: Senders, run_date: date, firing_keys: list[str],
                    run_id: str | None = None) -> list[Firing]:
-    """Send again, on a person's word, e-mails and Slack lines whose fate is unknown (they checked that the
-    first one never arrived). Each key must be `unknown` and a candidate of the date the candidates table was
-    built for; anything else is refused naming the key, before anything is sent."""
-    ensure_ledger(connection)
-    rows = {row["firing_key"]: row for row in connection.cursor(row_factory=dict_row).execute(
-        "select firing_key, run_date, action, outcome from ops.playbook_firings where firing_key = any(%s)",
-        (firing_keys,)).fetchall()}
-    problems = [f"{key}: no such firing in ops.playbook_firings" for key in firing_keys if key not in rows]
-    problems += [f"{key}: its outcome is {row['outcome']}, not unknown (only an unknown firing is sent on request)"
-                 for key, row in rows.items() if row["outcome"] != "unknown"]
-    problems += [f"{key}: a Salesforce firing; the next activation of {row['run_date']} looks it up by its key "
-                 f"instead" for key, row in rows.items() if row["action"] in SALESFORCE_OBJECT]
-    dates = {row["run_date"] for row in rows.values()}
-    if len(dates) > 1:
-        problems.append(f"the firings are of several dates ({', '.join(map(str, sorted(dates)))}): one date at a time")
-    if problems:
-        raise ValueError("nothing was sent:\n  " + "\n  ".join(problems))
-    run_date = dates.pop()
+    """Send again company e-mails and Slack lines of `run_date` whose fate is unknown (csops.activation.day's
+    `resend` checked the keys). Each must still be a candidate of the date the candidates table was built for;
+    otherwise nothing is sent."""
     candidates = {c["firing_key"]: c for c in read_candidates(connection, run_date)}
     missing = [key for key in firing_keys if key not in candidates]
     if missing:

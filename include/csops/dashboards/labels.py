@@ -180,6 +180,13 @@ def kpi_name(kpi_key: str, seed_name: str) -> str:
     return seed_name if settings.dashboards_language() == "en" else KPI_NAMES_JA.get(kpi_key, seed_name)
 
 
+def localized(row, column: str):
+    """A mart value that has a Japanese twin (`<column>_ja`): the twin when the dashboards speak Japanese."""
+    if settings.dashboards_language() == "ja" and f"{column}_ja" in row:
+        return row[f"{column}_ja"]
+    return row[column]
+
+
 def t(key: str, **values) -> str:
     """The words for `key` in the chosen language, with `{name}` placeholders filled from `values`."""
     japanese, english = WORDS[key]

@@ -55,13 +55,14 @@ indicator_rubric as (
         indicators.weight,
         indicators.value_format,
         indicators.reason_template,
+        indicators.reason_template_ja,
         indicators.display_order,
         max(thresholds.score) as top_score,
         min(thresholds.score) as floor_score
     from indicators
     inner join thresholds
         on indicators.indicator_key = thresholds.indicator_key
-    group by 1, 2, 3, 4, 5, 6
+    group by 1, 2, 3, 4, 5, 6, 7
 
 ),
 
@@ -123,6 +124,7 @@ with_scores as (
         indicator_rubric.weight,
         indicator_rubric.value_format,
         indicator_rubric.reason_template,
+        indicator_rubric.reason_template_ja,
         indicator_rubric.display_order,
         indicator_rubric.top_score,
         coalesce(scored.reached_score, indicator_rubric.floor_score) as score
@@ -165,8 +167,9 @@ final as (
         cast(display_order as integer) as display_order,
         cast(score as integer) as score,
         cast((top_score - score) * weight as numeric(8, 4)) as weighted_shortfall,
+        {%- for column, template in [('reason', 'reason_template'), ('reason_ja', 'reason_template_ja')] %}
         cast(
-            replace(replace(replace(replace(replace(replace(reason_template,
+            replace(replace(replace(replace(replace(replace({{ template }},
                 '{yellow_value}', coalesce(next_value_text, '?')),
                 '{yellow_window}', coalesce(cast(next_window_days as text), '?')),
                 '{yellow}', coalesce(next_min_value_text, '?')),
@@ -174,7 +177,8 @@ final as (
                 '{window}', coalesce(cast(top_window_days as text), '?')),
                 '{green}', coalesce(top_min_value_text, '?'))
             as text
-        ) as reason,
+        ) as {{ column }},
+        {%- endfor %}
         {{ computed_at() }} as computed_at
     from formatted
 

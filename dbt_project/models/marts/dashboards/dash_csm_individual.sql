@@ -83,6 +83,7 @@ final as (
         cast(coalesce(transitions_this_week.status_improved_7d, 0) as integer) as status_improved_7d,
         cast(transitions_this_week.status_transitions_7d_text as text) as status_transitions_7d_text,
         cast(health_now.top_reasons as text) as top_reasons,
+        cast(health_now.top_reasons_ja as text) as top_reasons_ja,
 
         -- signals
         cast(customer_360.active_signals as text[]) as active_signals,

@@ -345,6 +345,7 @@ final as (
         cast(health_now.status_since as date) as status_since,
         cast(health_now.days_in_status as integer) as days_in_status,
         cast(health_now.top_reasons as text) as top_reasons,
+        cast(health_now.top_reasons_ja as text) as top_reasons_ja,
 
         -- signals
         cast(coalesce(company_signals.active_signals, array[]::text[]) as text[]) as active_signals,

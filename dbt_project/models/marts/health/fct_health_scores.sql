@@ -114,7 +114,10 @@ totals as (
         {%- endfor %}
         string_agg(reason, '; ' order by reason_rank) filter (
             where reason_rank <= 3 and weighted_shortfall > 0
-        ) as top_reasons
+        ) as top_reasons,
+        string_agg(reason_ja, '; ' order by reason_rank) filter (
+            where reason_rank <= 3 and weighted_shortfall > 0
+        ) as top_reasons_ja
     from ranked_reasons
     group by company_id, score_date
 
@@ -138,7 +141,8 @@ scored as (
         round(totals.outcome_score, 2) as outcome_score,
         round(totals.relationship_score, 2) as relationship_score,
         round(totals.contract_score, 2) as contract_score,
-        totals.top_reasons
+        totals.top_reasons,
+        totals.top_reasons_ja
     from company_days
     left join totals
         on company_days.company_id = totals.company_id
@@ -388,6 +392,7 @@ final as (
         cast(status_since as date) as status_since,
         cast(days_in_status as integer) as days_in_status,
         cast(top_reasons as text) as top_reasons,
+        cast(top_reasons_ja as text) as top_reasons_ja,
 
         -- the rubric: the version this row was computed with and, when the company's previous row had
         -- another one, that version's answer for the same day and what caused a status change

@@ -70,6 +70,7 @@ final as (
         cast(active_on_run_date.signal_key as text) as signal_key,
         cast(signal_rules.signal_kind as text) as signal_kind,
         cast(signal_rules.signal_name as text) as signal_name,
+        cast(signal_rules.signal_name_ja as text) as signal_name_ja,
         cast(active_on_run_date.started_on as date) as started_on,
         cast(active_on_run_date.signal_date - active_on_run_date.started_on + 1 as integer) as days_active,
         cast({{ run_date() }} as date) as as_of_date,
