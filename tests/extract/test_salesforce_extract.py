@@ -198,3 +198,46 @@ def test_a_row_quarantined_on_a_full_load_is_not_flagged_deleted(api, org, wareh
 
     assert (refreshed.rows_quarantined, refreshed.rows_deleted) == (1, 0)
     assert raw(warehouse_url, "select _deleted_at from raw_salesforce.account where id = %s", account) == [(None,)]
+
+
+def test_a_bulk_read_stopped_at_the_budget_keeps_the_windows_read_whole_and_the_next_run_finishes(
+        org, warehouse_url, postgres):
+    """A Bulk read goes by windows of SystemModstamp: stopped by the budget in the middle, the watermark
+    moves to the end of the last window read whole, and the next run reads on from there."""
+    from datetime import UTC, datetime, timedelta
+
+    from csops.extract.salesforce import bulk_windows
+    from tests.conftest import create_database
+
+    window = timedelta(days=20)
+    reset_sandbox(org)
+    windows = bulk_windows(make_api(org).earliest("Task"), datetime.now(UTC), window)
+    assert len(windows) >= 4 and windows[0][0] is not None and windows[-1][1] is None
+    whole = load_object(make_api(org), create_database(postgres, "warehouse"), "Task", run_id="whole",
+                        bulk_threshold=5, bulk_poll_seconds=0.05, bulk_window=window)
+    # limits, describe, COUNT() and the oldest stamp; then each window's job: create, poll, one page.
+    assert whole.api_calls == 4 + 3 * len(windows)
+    allowed = 4 + 3 * 2  # two windows read whole; the third window's job is not created
+    limit = next(limit for limit in range(1, 100) if limit - int(limit * 0.2) == allowed)
+    reset_sandbox(org)
+    org.admin.set_daily_limit(limit)
+    try:
+        stopped = load_object(make_api(org), warehouse_url, "Task", run_id="stopped", bulk_threshold=5,
+                              bulk_poll_seconds=0.05, bulk_window=window)
+    finally:
+        reset_sandbox(org)
+    assert stopped.status == "stopped" and "reserve" in stopped.error and stopped.api_calls == allowed
+    end_of_second = windows[1][1]
+    [(watermark,)] = raw(warehouse_url, "select watermark from ops.extract_watermarks where table_name = 'task'")
+    assert watermark == end_of_second, "the watermark is the end of the last window read whole"
+    loaded, older = raw(warehouse_url, "select count(*), count(*) filter (where systemmodstamp < %s) "
+                                       "from raw_salesforce.task", end_of_second)[0]
+    with psycopg.connect(org.database_url) as connection:
+        in_two_windows = connection.execute('select count(*) from sf."Task" where "SystemModstamp" < %s',
+                                            (end_of_second,)).fetchone()[0]
+    assert loaded == older == in_two_windows > 0
+
+    resumed = load_object(make_api(org), warehouse_url, "Task", run_id="resumed", bulk_threshold=5,
+                          bulk_poll_seconds=0.05, bulk_window=window)
+    assert resumed.status == "succeeded" and resumed.load_mode == "incremental"
+    assert raw(warehouse_url, "select count(*) from raw_salesforce.task")[0][0] == org_count(org, "Task")

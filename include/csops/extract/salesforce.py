@@ -20,9 +20,11 @@ watermarks, quarantine, `ops.source_columns`) and the same guarantees, all in on
 5. API calls are counted (`ops.extract_runs.api_calls`) and the org's remaining daily budget is read from
    every answer's `Sforce-Limit-Info` header. Before a call would eat into the reserve, the load stops:
    what was read so far is merged, the audit row says `stopped` and why, and the next run resumes from
-   the watermark: through REST (read in `SystemModstamp` order) it moves to the last row read; a Bulk
-   job's rows come in no order, so a stopped Bulk read leaves it where it was and the next run's job
-   reads the same rows again (merging is idempotent).
+   the watermark: through REST (read in `SystemModstamp` order) it moves to the last row read. A Bulk
+   read goes by watermark windows (`bulk_window`, 30 days by default: one job per window, the last one
+   open-ended), since a job's rows come in no order: the watermark moves to the end of the last window
+   read whole, and the next run starts there, so even an object too large for one day's budget is read
+   to the end over several runs (merging is idempotent).
 6. Transient errors (503, `UNABLE_TO_LOCK_ROW`, timeouts, dropped connections) are retried with
    exponential backoff; an expired session logs in again. A permanent error fails the load with a
    message naming the object and the fix, and a `failed` audit row.
@@ -77,6 +79,7 @@ log = logging.getLogger(__name__)
 
 WATERMARK_FIELD = "SystemModstamp"
 DEFAULT_BULK_THRESHOLD = 10_000
+DEFAULT_BULK_WINDOW = timedelta(days=30)  # a Bulk read is one job per window of SystemModstamp
 DEFAULT_BUDGET_RESERVE = 0.2  # the share of the org's daily API budget the extract leaves to others
 BULK_PAGE_RECORDS = 10_000
 REQUEST_TIMEOUT_SECONDS = 120
@@ -222,6 +225,13 @@ class SalesforceApi:
     def describe(self, object_name: str) -> dict:
         return self.call(lambda client: getattr(client, object_name).describe())
 
+    def earliest(self, object_name: str) -> datetime | None:
+        """The oldest SystemModstamp of the object (deleted rows included), or None when it has no rows."""
+        records = self.call(lambda client: client.query(
+            f"SELECT {WATERMARK_FIELD} FROM {object_name} ORDER BY {WATERMARK_FIELD} LIMIT 1",
+            include_deleted=True))["records"]
+        return datetime.fromisoformat(records[0][WATERMARK_FIELD]) if records else None
+
     def count(self, soql: str) -> int:
         # `query`, not `query_all`: the latter recounts totalSize from the records, and COUNT() returns none.
         return self.call(lambda client: client.query(soql, include_deleted=True))["totalSize"]
@@ -275,17 +285,45 @@ def describe_columns(description: dict) -> tuple[dict[str, str], dict[str, Sourc
     return fields, columns
 
 
-def soql_for(object_name: str, fields: list[str], since: datetime | None, *, count: bool = False,
-             ordered: bool = True) -> str:
-    """The extract's SOQL: every field, rows modified since `since`, in SystemModstamp order when `ordered`
-    (never for a Bulk job: ORDER BY disables its PK chunking)."""
-    where = ""
-    if since is not None:
-        where = f" WHERE {WATERMARK_FIELD} >= {since.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+def soql_for(object_name: str, fields: list[str], since: datetime | None, *, until: datetime | None = None,
+             count: bool = False, ordered: bool = True) -> str:
+    """The extract's SOQL: every field, rows modified since `since` (and before `until`), in SystemModstamp
+    order when `ordered` (never for a Bulk job: ORDER BY disables its PK chunking)."""
+    conditions = [f"{WATERMARK_FIELD} {operator} {moment.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+                  for operator, moment in ((">=", since), ("<", until)) if moment is not None]
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     if count:
         return f"SELECT COUNT() FROM {object_name}{where}"
     order = f" ORDER BY {WATERMARK_FIELD}, Id" if ordered else ""
     return f"SELECT {', '.join(fields)} FROM {object_name}{where}{order}"
+
+
+def bulk_windows(start: datetime | None, now: datetime,
+                 window: timedelta) -> list[tuple[datetime | None, datetime | None]]:
+    """The (from, before) windows of SystemModstamp a Bulk read goes through: from `start` (None: from the
+    beginning) in steps of `window`, the last one open-ended (rows modified during the read are in it)."""
+    if start is None:
+        return [(None, None)]
+    bounds = [start]
+    while bounds[-1] + window < now:
+        bounds.append(bounds[-1] + window)
+    return [(low, high) for low, high in zip(bounds, [*bounds[1:], None], strict=True)]
+
+
+class BulkRead:
+    """The rows of a Bulk read, window by window; `read_until` is the end of the last window read whole."""
+
+    def __init__(self, api: SalesforceApi, object_name: str, fields: list[str],
+                 windows: list[tuple[datetime | None, datetime | None]], poll_seconds: float) -> None:
+        self.api, self.object_name, self.fields = api, object_name, fields
+        self.windows, self.poll_seconds = windows, poll_seconds
+        self.read_until: datetime | None = None
+
+    def __iter__(self) -> Iterator[list]:
+        for low, high in self.windows:
+            soql = soql_for(self.object_name, self.fields, low, until=high, ordered=False)
+            yield from bulk_rows(self.api.bulk_pages(self.object_name, soql, self.poll_seconds), self.fields)
+            self.read_until = high
 
 
 def as_text(value) -> str | None:
@@ -343,7 +381,8 @@ def record_failed_start(warehouse_url: str, object_name: str, run_id: str, error
 
 def load_object(api: SalesforceApi, warehouse_url: str, object_name: str, *, run_id: str,
                 overlap: timedelta = DEFAULT_OVERLAP, full_refresh: bool = False,
-                bulk_threshold: int = DEFAULT_BULK_THRESHOLD, bulk_poll_seconds: float = 2.0) -> LoadResult:
+                bulk_threshold: int = DEFAULT_BULK_THRESHOLD, bulk_poll_seconds: float = 2.0,
+                bulk_window: timedelta = DEFAULT_BULK_WINDOW) -> LoadResult:
     """Bring `raw_salesforce.<object>` up to date with the org. See the module docstring for the steps."""
     table = SourceTable(object_name.lower(), ("id",), watermark_column=WATERMARK_FIELD.lower())
     result = LoadResult(source_name=SOURCE_NAME, table_name=table.name, run_id=run_id)
@@ -355,7 +394,7 @@ def load_object(api: SalesforceApi, warehouse_url: str, object_name: str, *, run
         try:
             with warehouse.transaction():
                 _load(api, warehouse, object_name, table, result, overlap=overlap, full_refresh=full_refresh,
-                      bulk_threshold=bulk_threshold, bulk_poll_seconds=bulk_poll_seconds)
+                      bulk_threshold=bulk_threshold, bulk_poll_seconds=bulk_poll_seconds, bulk_window=bulk_window)
                 result.api_calls = api.session.calls - calls_before
                 result.duration_seconds = time.monotonic() - clock
                 record_run(warehouse, result)
@@ -385,7 +424,7 @@ def load_object(api: SalesforceApi, warehouse_url: str, object_name: str, *, run
 
 def _load(api: SalesforceApi, warehouse: psycopg.Connection, object_name: str, table: SourceTable,
           result: LoadResult, *, overlap: timedelta, full_refresh: bool, bulk_threshold: int,
-          bulk_poll_seconds: float) -> None:
+          bulk_poll_seconds: float, bulk_window: timedelta) -> None:
     label = f"{RAW_SCHEMA}.{table.name}"
     target = sql.Identifier(RAW_SCHEMA, table.name)
     if api.session.limit is None:
@@ -400,8 +439,9 @@ def _load(api: SalesforceApi, warehouse: psycopg.Connection, object_name: str, t
     bulk = expected > bulk_threshold
     if bulk:
         log.info("%s: %s rows to read, above %s: Bulk API 2.0 query", label, f"{expected:,}", f"{bulk_threshold:,}")
-        soql = soql_for(object_name, fields, result.watermark_from, ordered=False)
-        rows = bulk_rows(api.bulk_pages(object_name, soql, bulk_poll_seconds), fields)
+        start = result.watermark_from or api.earliest(object_name)
+        rows = BulkRead(api, object_name, fields, bulk_windows(start, datetime.now(UTC), bulk_window),
+                        bulk_poll_seconds)
     else:
         rows = rest_rows(api.rest_pages(soql_for(object_name, fields, result.watermark_from)), fields)
     stopped = None
@@ -426,7 +466,8 @@ def _load(api: SalesforceApi, warehouse: psycopg.Connection, object_name: str, t
     seen_until = warehouse.execute(sql.SQL("select least(max({}::timestamptz), now()) from {}").format(
         sql.Identifier(table.watermark_column), stage)).fetchone()[0]
     if bulk and stopped is not None:
-        seen_until = None  # rows in no order: those not read yet may be older than the last one read
+        # rows in no order: only the end of the last window read whole is a watermark
+        seen_until = rows.read_until
     result.watermark_to = seen_until or watermark
     if seen_until is not None:
         save_watermark(warehouse, SOURCE_NAME, table.name, seen_until, reset=full and stopped is None)
