@@ -264,3 +264,23 @@ def test_board_down_past_the_last_try_fails_naming_the_call(board, client, wareh
         load_resource(client, warehouse_url, "projects", run_id="down")
     assert raw(warehouse_url, "select status from ops.extract_runs where run_id = 'down'") == [("failed",)]
     assert raw(warehouse_url, "select to_regclass('raw_board.projects')") == [(None,)], "nothing written"
+
+
+@pytest.mark.parametrize("resource", ["clients", "projects"])
+def test_an_archived_record_is_history_not_a_delete(board, client, warehouse_url, resource):
+    with psycopg.connect(board.database_url, autocommit=True) as connection:
+        archived = connection.execute(f"update board.{resource} set archived = true "
+                                      f"where id = (select min(id) from board.{resource}) returning id").fetchone()[0]
+    try:
+        plain_list = [("include_lost_flg", "1")] if resource == "projects" else []
+        listed = [record["id"] for page in client.pages(resource, plain_list) for record in page]
+        assert archived not in listed, "board lists an archived record only when asked"
+        full = load_resource(client, warehouse_url, resource, run_id="archived-full", full_refresh=True)
+        reconciled = load_resource(client, warehouse_url, resource, run_id="archived-weekly",
+                                   reconcile_every=timedelta(0))
+    finally:
+        with psycopg.connect(board.database_url, autocommit=True) as connection:
+            connection.execute(f"update board.{resource} set archived = false where id = %s", (archived,))
+    assert full.rows_read == source_count(board, resource) and full.rows_deleted == 0
+    assert (reconciled.load_mode, reconciled.rows_deleted) == ("reconcile", 0)
+    assert raw(warehouse_url, f"select _deleted_at from raw_board.{resource} where id = %s", archived) == [(None,)]

@@ -29,7 +29,8 @@ the overlap (`updated_at_gteq`), merged on `id` (a row is rewritten only when a 
 watermark and the audit row committed with the data. Each record lands as typed columns (board's field
 names; `client_id` is the nested `client.id`) plus `_raw`, the record exactly as board sent it (`jsonb`),
 so a field board adds is kept before anyone maps it. Projects are read with `include_lost_flg=1` (board
-leaves 失注 out otherwise). Invoice line items (`invoice.details`, read with `response_group=invoice`) are
+leaves 失注 out otherwise), and clients and projects with `include_archive_flg=1`: an archived client or
+project is history, not a delete, and a list without it would have the loader flag it deleted. Invoice line items (`invoice.details`, read with `response_group=invoice`) are
 their own table, `raw_board.invoice_details`, keyed by invoice and line number (`no`: board's lines have
 no id of their own); a line removed from a re-read invoice is flagged `_deleted_at`.
 Values that do not fit their column (an amount that is not a number) go to `ops.quarantine`.
@@ -105,8 +106,8 @@ DETAIL_KEY = ("invoice_id", "no")
 # Columns read from a nested object of the record (column -> path).
 NESTED = {"client_id": ("client", "id")}
 # The query parameters of each resource's full read.
-READ_PARAMETERS = {"clients": [("response_group", "large")],
-                   "projects": [("response_group", "large"), ("include_lost_flg", "1")],
+READ_PARAMETERS = {"clients": [("response_group", "large"), ("include_archive_flg", "1")],
+                   "projects": [("response_group", "large"), ("include_lost_flg", "1"), ("include_archive_flg", "1")],
                    "invoices": [("response_group", "invoice")]}
 
 

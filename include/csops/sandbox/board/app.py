@@ -13,7 +13,8 @@ newest first (as board lists them), the others by id. One record: `/v1/clients/{
 default), medium, large, and for projects and invoices also estimate, order, delivery, invoice, receipt,
 project_cost and all; an invoice's document with its line items (`invoice.details`) comes with invoice or
 all. Filters are board's documented query parameters (`FILTERS`): `_eq`, `_gteq`, `_lteq`, `_cont` and
-`_in[]` (repeated, or comma separated); projects leave out 失注 unless `include_lost_flg=1`.
+`_in[]` (repeated, or comma separated); projects leave out 失注 unless `include_lost_flg=1`, and clients and
+projects leave out archived ones (アーカイブ) unless `include_archive_flg=1`.
 Amounts are strings (`"50000.0"`), timestamps ISO 8601 in Japan time (`+09:00`), dates `YYYY-MM-DD`.
 
 `/sandbox/admin/` (not board) sets and reads the limits for tests, queues faults (the next calls answer
@@ -234,6 +235,8 @@ def list_parameters(request: Request, resource: str) -> tuple[list[store.Filter]
     filters = [parse_filter(resource, name, values) for name, values in grouped.items()]
     if resource == "projects" and not flags["include_lost_flg"]:
         filters.append(store.Filter("order_status", "not", (BOARD_ORDER_LOST,)))
+    if "include_archive_flg" in flags and not flags["include_archive_flg"]:
+        filters.append(store.Filter("archived", "not", (True,)))
     return filters, page, per_page, group
 
 

@@ -46,6 +46,7 @@ create table if not exists {SCHEMA}.clients (
     tel text,
     zip text,
     address text,
+    archived boolean not null default false,
     created_at timestamptz not null,
     updated_at timestamptz not null
 );
@@ -60,6 +61,7 @@ create table if not exists {SCHEMA}.projects (
     order_date date,
     billing_start_date date,
     billing_end_date date,
+    archived boolean not null default false,
     created_at timestamptz not null,
     updated_at timestamptz not null
 );

@@ -450,7 +450,7 @@ COLUMNS = {
 def upsert(connection: psycopg.Connection, table: str, rows: list[tuple]) -> int:
     """Write rows by id: new ones are inserted, changed ones updated, unchanged ones left alone."""
     columns = COLUMNS[table]
-    connection.execute(f"create temp table incoming (like {SCHEMA}.{table}) on commit drop")
+    connection.execute(f"create temp table incoming (like {SCHEMA}.{table} including defaults) on commit drop")
     with connection.cursor().copy(f"copy incoming ({', '.join(columns)}) from stdin") as copy:
         for row in rows:
             copy.write_row(row)

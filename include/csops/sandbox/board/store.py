@@ -37,12 +37,12 @@ def code_case(column: str, codes: dict[int, int]) -> str:
 PROJECT_NO = "nullif(regexp_replace(p.project_no, '\\D', '', 'g'), '')::bigint"
 VIEWS = {
     "clients": f"""select id, name, name_disp, null::text as title, zip, null::text as pref, address as address1,
-        null::text as address2, tel, null::text as fax, management_no as custom_no, created_at, updated_at
-        from {SCHEMA}.clients""",
+        null::text as address2, tel, null::text as fax, management_no as custom_no, created_at, updated_at,
+        archived from {SCHEMA}.clients""",
     "projects": f"""select p.id, p.client_id, {PROJECT_NO} as project_no, p.name,
         {code_case("p.order_status", ORDER_STATUS_CODES)} as order_status, p.invoice_timing as invoice_timing_kbn,
         p.estimate_date, p.order_date as ordered_date, p.billing_start_date as contract_start_date,
-        p.billing_end_date as contract_end_date, p.created_at, p.updated_at
+        p.billing_end_date as contract_end_date, p.created_at, p.updated_at, p.archived
         from {SCHEMA}.projects as p""",
     "invoices": f"""select i.id, i.project_id, {PROJECT_NO} as project_no, p.name, i.client_id, i.invoice_no,
         i.invoice_date, i.payment_due_date as payment_limit_date, i.paid_date,
