@@ -380,3 +380,25 @@ def test_rerunning_an_older_date_rebuilds_it_and_leaves_later_dates_alone(built_
     assert older_rows[0] is False, "the older date was rebuilt without its deleted logins"
     assert older_rows[1] < logins_before
     assert older_rows[2] == older
+
+
+def test_the_health_signal_and_revenue_facts_name_the_company_and_its_csm(built_warehouse):
+    """BI tools list facts without a join: each carries the company's and the CSM's names, which for a company
+    with an account are the Account's name and its owner's (recomputed here from the raw Salesforce copy)."""
+    warehouse, completed, _results = built_warehouse
+    assert completed.returncode == 0
+    with psycopg.connect(warehouse) as connection:
+        salesforce = {account_id: (name, owner) for account_id, name, owner in connection.execute(
+            "select account.id, account.name, owner.name from raw_salesforce.account as account "
+            "left join raw_salesforce.user as owner on owner.id = account.ownerid "
+            "where account._deleted_at is null").fetchall()}
+        for mart in ("fct_health_scores", "fct_company_signals", "fct_mrr_company_monthly"):
+            rows = connection.execute(
+                f"select distinct fact.company_id, fact.company_name, fact.csm_name, companies.account_id "
+                f"from marts.{mart} as fact join marts.dim_companies as companies using (company_id)").fetchall()
+            assert any(account_id for *_, account_id in rows), mart
+            for company_id, name, csm, account_id in rows:
+                if account_id:
+                    assert (name, csm) == salesforce[account_id], (mart, company_id)
+                else:
+                    assert name and csm is None, (mart, company_id)

@@ -130,7 +130,9 @@ final as (
         cast(companies.company_id as text) as company_id,
         cast(companies.account_id as text) as account_id,
         cast(companies.tenant_id as bigint) as tenant_id,
+        cast(companies.company_name as text) as company_name,
         cast(companies.csm_user_id as text) as csm_user_id,
+        cast(companies.csm_name as text) as csm_name,
         cast(customer_days.score_date as date) as score_date,
         {{ computed_at() }} as computed_at
     from customer_days

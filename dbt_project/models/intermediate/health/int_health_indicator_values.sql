@@ -225,7 +225,9 @@ final as (
         cast(customer_days.company_id as text) as company_id,
         cast(customer_days.account_id as text) as account_id,
         cast(customer_days.tenant_id as bigint) as tenant_id,
+        cast(customer_days.company_name as text) as company_name,
         cast(customer_days.csm_user_id as text) as csm_user_id,
+        cast(customer_days.csm_name as text) as csm_name,
         cast(customer_days.score_date as date) as score_date,
 
         -- usage

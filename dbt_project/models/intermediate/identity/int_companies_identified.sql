@@ -13,6 +13,12 @@ matched_accounts as (
 
 ),
 
+users as (
+
+    select * from {{ ref('stg_salesforce__users') }}
+
+),
+
 tenants as (
 
     select * from {{ ref('stg_nexpro__tenants') }}
@@ -82,13 +88,24 @@ board_clients_without_account as (
 
 ),
 
-final as (
+unioned as (
 
     select * from companies_in_salesforce
     union all
     select * from tenants_without_account
     union all
     select * from board_clients_without_account
+
+),
+
+final as (
+
+    select
+        unioned.*,
+        users.user_name as csm_name
+    from unioned
+    left join users
+        on unioned.csm_user_id = users.user_id
 
 )
 

@@ -18,12 +18,6 @@ accounts as (
 
 ),
 
-users as (
-
-    select * from {{ ref('stg_salesforce__users') }}
-
-),
-
 tenants as (
 
     select * from {{ ref('stg_nexpro__tenants') }}
@@ -102,7 +96,7 @@ valued as (
         companies.board_client_id,
         companies.match_status,
         companies.csm_user_id,
-        users.user_name as csm_name,
+        companies.csm_name,
         companies.tier as salesforce_tier,
         accounts.growth_potential,
         accounts.account_type,
@@ -128,8 +122,6 @@ valued as (
     from companies
     left join accounts
         on companies.account_id = accounts.account_id
-    left join users
-        on companies.csm_user_id = users.user_id
     left join tenants
         on companies.tenant_id = tenants.tenant_id
     left join usage_on_run_date

@@ -340,8 +340,12 @@ final as (
         cast(company_id as text) as company_id,
         cast(account_id as text) as account_id,
         cast(tenant_id as bigint) as tenant_id,
-        cast(csm_user_id as text) as csm_user_id,
         cast(score_date as date) as score_date,
+
+        -- who, for people and BI tools: the names as of the run that wrote the row
+        cast(company_name as text) as company_name,
+        cast(csm_user_id as text) as csm_user_id,
+        cast(csm_name as text) as csm_name,
 
         -- indicator values
         cast(login_days_30d as integer) as login_days_30d,

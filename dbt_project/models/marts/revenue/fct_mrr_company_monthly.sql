@@ -11,6 +11,12 @@ monthly as (
 
 ),
 
+companies as (
+
+    select * from {{ ref('int_companies_identified') }}
+
+),
+
 with_history as (
 
     -- The spine has every month from the first billed one, so lag(…, 12) is the month a year earlier.
@@ -39,6 +45,19 @@ movements as (
         case when mrr > 0 and mrr < opening_mrr then opening_mrr - mrr else 0 end as contraction_mrr,
         case when opening_mrr > 0 and mrr = 0 then opening_mrr else 0 end as churn_mrr
     from with_history
+
+),
+
+named as (
+
+    select
+        movements.*,
+        companies.company_name,
+        companies.csm_user_id,
+        companies.csm_name
+    from movements
+    left join companies
+        on movements.company_id = companies.company_id
 
 ),
 
@@ -78,8 +97,12 @@ final as (
         cast(case when mrr_12_months_ago > 0 then greatest(mrr_12_months_ago - mrr, 0) else 0 end as numeric(18,2))
             as gross_churn_mrr_t12m,
         cast(round(mrr / nullif(mrr_12_months_ago, 0), 6) as numeric(12,6)) as nrr_t12m,
+        -- who, for people and BI tools (as the company is known now)
+        cast(company_name as text) as company_name,
+        cast(csm_user_id as text) as csm_user_id,
+        cast(csm_name as text) as csm_name,
         {{ run_date() }} as computed_for_run_date
-    from movements
+    from named
 
 )
 
