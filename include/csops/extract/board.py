@@ -30,9 +30,10 @@ watermark and the audit row committed with the data. Each record lands as typed 
 names; `client_id` is the nested `client.id`) plus `_raw`, the record exactly as board sent it (`jsonb`),
 so a field board adds is kept before anyone maps it. Projects are read with `include_lost_flg=1` (board
 leaves 失注 out otherwise), and clients and projects with `include_archive_flg=1`: an archived client or
-project is history, not a delete, and a list without it would have the loader flag it deleted. Invoice line items (`invoice.details`, read with `response_group=invoice`) are
-their own table, `raw_board.invoice_details`, keyed by invoice and line number (`no`: board's lines have
-no id of their own); a line removed from a re-read invoice is flagged `_deleted_at`.
+project is history, not a delete, and a list without it would have the loader flag it deleted. Invoice
+line items (`invoice.details`, read with `response_group=invoice`) are their own table,
+`raw_board.invoice_details`, keyed by invoice and line number (`no`: board's lines have no id of their
+own); a line removed from a re-read invoice is flagged `_deleted_at`.
 Values that do not fit their column (an amount that is not a number) go to `ops.quarantine`.
 """
 
