@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -218,8 +219,6 @@ def dashboards_url() -> str | None:
 
 def dashboard_link(page: str, **query: str) -> str | None:
     """The URL of a dashboards page (`customer`, company=…) under CS_DASHBOARDS_URL; None when it is unset."""
-    from urllib.parse import urlencode
-
     base = dashboards_url()
     return f"{base}/{page}" + (f"?{urlencode(query)}" if query else "") if base else None
 

@@ -21,14 +21,11 @@ import psutil
 import psycopg
 import pytest
 from psycopg.rows import dict_row
-from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
+from tests.browser_fixtures import body_text, headless_chromium, port_is_free, wait_for
 from tests.conftest import VENV_BIN, free_port
-from tests.ui.test_airflow_ui import CHROMIUM_FLAGS, body_text, chromium_and_driver, port_is_free, wait_for
 
 READY_TIMEOUT = 120
 
@@ -83,14 +80,8 @@ def dashboards(built_warehouse, tmp_path_factory) -> Served:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    """Debian's headless Chromium with the flags tests/ui uses; screenshots go to `artifacts_dir`."""
-    chromium, chromedriver = chromium_and_driver()
-    options = Options()
-    options.binary_location = chromium
-    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"]:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
-    driver.artifacts_dir = tmp_path_factory.mktemp("screenshots")
+    """Debian's headless Chromium; screenshots go to `artifacts_dir`."""
+    driver = headless_chromium(tmp_path_factory.mktemp("chromium-profile"), tmp_path_factory.mktemp("screenshots"))
     yield driver
     driver.quit()
 

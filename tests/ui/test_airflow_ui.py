@@ -15,9 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -30,41 +28,14 @@ from pathlib import Path
 
 import psutil
 import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
 
+from tests.browser_fixtures import body_text, headless_chromium, port_is_free, wait_for
 from tests.conftest import TEST_WORLD, VENV_BIN, free_port
-
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is missing: pip install -r requirements.txt")
-from selenium.webdriver.chrome.options import Options  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support import expected_conditions  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 READY_TIMEOUT = 300  # csops ui: server, sandbox, migration, dbt parse, four services
 RUN_TIMEOUT = 600  # one cs_daily run on the small world takes a minute or two on 2 busy cores
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-dev-shm-usage", "--window-size=1400,1000"]
-
-
-def chromium_and_driver() -> tuple[str, str]:
-    """Debian's chromium and chromedriver, installed with apt-get when missing (we may be root)."""
-    found = shutil.which("chromium"), shutil.which("chromedriver")
-    if all(found):
-        return found
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.skip("no chromium/chromedriver, and no root apt-get to install them: "
-                    "apt-get install -y chromium chromium-driver")
-    environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium", "chromium-driver"]):
-        completed = subprocess.run(command, capture_output=True, text=True, timeout=900, env=environment)
-        if completed.returncode != 0:
-            pytest.skip(f"could not install Chromium: `{' '.join(command)}` failed:\n"
-                        f"{(completed.stdout + completed.stderr)[-2000:]}")
-    found = shutil.which("chromium"), shutil.which("chromedriver")
-    if not all(found):
-        pytest.skip("apt-get installed chromium and chromium-driver, yet chromium or chromedriver is not on PATH")
-    return found
 
 
 @dataclass
@@ -120,17 +91,6 @@ def processes_of(ui: AirflowUI) -> list[psutil.Process]:
     return alive
 
 
-def port_is_free(port: int) -> bool:
-    """Nothing listens there: a server could bind it now (closed connections in TIME_WAIT aside)."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 @pytest.fixture(scope="module")
 def airflow_ui(tmp_path_factory) -> AirflowUI:
     local_dir = tmp_path_factory.mktemp("local")
@@ -181,23 +141,9 @@ def api(airflow_ui) -> Api:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    chromium, chromedriver = chromium_and_driver()
-    options = Options()
-    options.binary_location = chromium
-    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"]:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
-    driver.artifacts_dir = tmp_path_factory.mktemp("browser")  # screenshots of failures (tests/ui/conftest.py)
+    driver = headless_chromium(tmp_path_factory.mktemp("chromium-profile"), tmp_path_factory.mktemp("browser"))
     yield driver
     driver.quit()
-
-
-def wait_for(browser, condition, timeout: float = 60, message: str = ""):
-    return WebDriverWait(browser, timeout, poll_frequency=0.5).until(condition, message)
-
-
-def body_text(browser) -> str:
-    return browser.find_element(By.TAG_NAME, "body").text
 
 
 def test_log_in_and_see_cs_daily_without_import_errors(airflow_ui, browser, api):
